@@ -1,0 +1,126 @@
+"""Shared test fixtures: a fresh PostgreSQL database per test.
+
+Where the server comes from, in order: ``TEST_DATABASE_URL``; else the machine's server at
+127.0.0.1:5432 (user postgres, trust auth); else a throwaway cluster started with
+``initdb``/``pg_ctl`` (from PATH or ``pg_config --bindir``; as the ``postgres`` OS user when
+running as root). If none of those works the tests fail with a clear message, never skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _can_connect(url: str) -> bool:
+    try:
+        with psycopg.connect(url, connect_timeout=3):
+            return True
+    except psycopg.Error:
+        return False
+
+
+def _pg_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    try:
+        bindir = subprocess.run(
+            ["pg_config", "--bindir"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    candidate = Path(bindir) / name
+    return str(candidate) if candidate.exists() else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _ThrowawayCluster:
+    def __init__(self) -> None:
+        initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+        if not initdb or not pg_ctl:
+            raise RuntimeError("initdb/pg_ctl not found on PATH or in `pg_config --bindir`")
+        self.pg_ctl = pg_ctl
+        self.dir = Path(tempfile.mkdtemp(prefix="hatchet-schema-pg-"))
+        self.port = _free_port()
+        self.as_root = os.geteuid() == 0
+        if self.as_root:
+            shutil.chown(self.dir, user="postgres")
+        data = self.dir / "data"
+        self._run([initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"])
+        self._run(
+            [
+                pg_ctl, "-D", str(data), "-l", str(self.dir / "log"), "-w", "start",
+                "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1",
+            ]
+        )  # fmt: skip
+        self.data = data
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, argv: list[str]) -> None:
+        if self.as_root:
+            argv = ["runuser", "-u", "postgres", "--", *argv]
+        subprocess.run(argv, check=True, capture_output=True)
+
+    def stop(self) -> None:
+        try:
+            self._run([self.pg_ctl, "-D", str(self.data), "-m", "fast", "stop"])
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """A maintenance URL of a server the tests may create databases on."""
+    explicit = os.environ.get("TEST_DATABASE_URL")
+    if explicit:
+        if not _can_connect(explicit):
+            pytest.fail("TEST_DATABASE_URL is set but no connection could be made to it")
+        yield explicit
+        return
+    if _can_connect(LOCAL_SERVER):
+        yield LOCAL_SERVER
+        return
+    try:
+        cluster = _ThrowawayCluster()
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+        pytest.fail(
+            "no PostgreSQL for the tests: TEST_DATABASE_URL is unset, nothing answers at "
+            f"127.0.0.1:5432, and a throwaway cluster could not be started ({exc})"
+        )
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def database_url(pg_server_url: str) -> Iterator[str]:
+    """A new, empty database for this test alone; dropped afterwards."""
+    name = f"hs_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    params = conninfo_to_dict(pg_server_url)
+    params["dbname"] = name
+    try:
+        yield make_conninfo(**params)
+    finally:
+        with psycopg.connect(pg_server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
