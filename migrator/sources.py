@@ -8,8 +8,13 @@ a ``.go`` without one is skipped, and duplicate versions are an error.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
+
+from migrator.errors import BadInputError, MigrationFileError
 
 MigrationKind = Literal["sql", "go"]
 
@@ -25,3 +30,97 @@ class MigrationFile:
     origin: str
     """Where the bytes came from, for display: a directory path or a git ref."""
     blob_sha: str | None = None
+
+
+_SQL_EXT, _GO_EXT = ".sql", ".go"
+_GO_INT64 = re.compile(r"[+-]?[0-9]+")
+
+
+def _version_of(name: str) -> int | str:
+    """goose's NumericComponent: the version, or why the name has none."""
+    sep = name.find("_")
+    if sep < 0:
+        return "no '_' after the version number"
+    prefix = name[:sep]
+    # strconv.ParseInt(prefix, 10, 64): optional sign, ASCII digits, int64 range.
+    if not _GO_INT64.fullmatch(prefix) or not -(2**63) <= int(prefix) < 2**63:
+        return f"{prefix!r} is not a version number"
+    version = int(prefix)
+    if version < 1:
+        return "the version must be greater than zero"
+    return version
+
+
+def _kind_of(name: str) -> MigrationKind | None:
+    if "/" in name:
+        return None  # goose reads only the top level of the directory
+    if name.endswith(_SQL_EXT):
+        return "sql"
+    if name.endswith(_GO_EXT):
+        return "go"
+    return None
+
+
+def collect(
+    files: Mapping[str, bytes | None],
+    *,
+    origin: str,
+    blob_shas: Mapping[str, str] | None = None,
+) -> dict[int, MigrationFile]:
+    """Apply goose's discovery rules to ``{file name: bytes}``; the result is keyed by version.
+
+    Names that goose would not read (other extensions, sub-paths, ``*_test.go``, ``.go`` files
+    without a version) are ignored. Raises ``MigrationFileError`` naming every offending file
+    when a ``.sql`` file has no valid version or two files share a version.
+    """
+    shas = blob_shas or {}
+    problems: list[str] = []
+    by_version: dict[int, list[str]] = {}
+    found: dict[int, MigrationFile] = {}
+    for name in sorted(files):
+        kind = _kind_of(name)
+        if kind is None:
+            continue
+        version = _version_of(name)
+        if kind == "go" and (isinstance(version, str) or name.endswith("_test.go")):
+            continue
+        if isinstance(version, str):
+            problems.append(f"{name}: {version}")
+            continue
+        by_version.setdefault(version, []).append(name)
+        found[version] = MigrationFile(
+            version=version,
+            name=name,
+            kind=kind,
+            content=files[name],
+            origin=origin,
+            blob_sha=shas.get(name),
+        )
+    for version, names in sorted(by_version.items()):
+        if len(names) > 1:
+            problems.append(f"duplicate version {version}: " + ", ".join(names))
+    if problems:
+        raise MigrationFileError(
+            f"migration files in {origin} break goose's naming rules: " + "; ".join(problems)
+        )
+    return found
+
+
+def load_directory(path: str | Path) -> dict[int, MigrationFile]:
+    """Read the migration files at the top level of a local directory and ``collect`` them."""
+    directory = Path(path)
+    if not directory.is_dir():
+        raise BadInputError(
+            f"migrations directory {str(directory)!r} does not exist or is not a directory"
+        )
+    files: dict[str, bytes | None] = {}
+    try:
+        for entry in sorted(directory.iterdir()):
+            if _kind_of(entry.name) is None or not entry.is_file():
+                continue
+            files[entry.name] = entry.read_bytes()
+    except OSError as exc:
+        raise BadInputError(
+            f"cannot read migrations directory {str(directory)!r}: {exc.strerror or exc}"
+        ) from None
+    return collect(files, origin=str(directory))
