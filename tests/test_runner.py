@@ -1,0 +1,292 @@
+"""run_plan against real PostgreSQL: schema objects and the version table after each downgrade."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from migrator.database import connect
+from migrator.errors import LockError, MigratorError, StepFailedError
+from migrator.lock import GOOSE_LOCK_IDS
+from migrator.plan import Plan, Step
+from migrator.planner import build_plan
+from migrator.runner import run_plan
+from migrator.sources import MigrationFile, load_directory
+from migrator.versions import read_version_rows
+from tests.goose_up import (
+    FIXTURE_MIGRATIONS,
+    apply_up,
+    migrations_with,
+    relation_names,
+    schema_snapshot,
+    version_ids,
+)
+
+V0, V1, V2, V3, V4, V5, V6, GO7, V8, V9, V10, V11, V12, V13 = (
+    20250311000000, 20250318101500, 20250325120000, 20250402090000, 20250409140000,
+    20250416080000, 20250423110000, 20250430000000, 20250507150000, 20250514120000,
+    20250521090000, 20250528100000, 20250604130000, 20250611170000,
+)  # fmt: skip
+BROKEN_TX = "20250618090000_v1_0_14_drop_type_first.sql"
+BROKEN_NOTX = "20250625090000_v1_0_15_notx_second_fails.sql"
+
+
+def plan_for(url: str, migrations: Mapping[int, MigrationFile], target: int) -> Plan:
+    with connect(url, read_only=True) as conn:
+        return build_plan(read_version_rows(conn), migrations, target)
+
+
+def downgrade(url: str, migrations: Mapping[int, MigrationFile], target: int) -> int:
+    plan = plan_for(url, migrations, target)
+    return run_plan(url, plan, migrations, lock_timeout=2).final_version
+
+
+def columns(url: str, table: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' "
+            "AND table_name = %s ORDER BY ordinal_position",
+            (table,),
+        ).fetchall()
+    return [c for (c,) in rows]
+
+
+def enum_labels(url: str, type_name: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT e.enumlabel FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid "
+            "WHERE t.typname = %s ORDER BY e.enumsortorder",
+            (type_name,),
+        ).fetchall()
+    return [label for (label,) in rows]
+
+
+def exists(url: str, query: str) -> bool:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(query).fetchone()
+    return bool(row and row[0])
+
+
+def test_down_to_several_targets_in_turn(database_url: str) -> None:
+    migrations = load_directory(FIXTURE_MIGRATIONS)
+    apply_up(database_url, FIXTURE_MIGRATIONS)
+    everything = relation_names(database_url)
+    assert {"v1_match", "v1_durable_sleep", "v1_task_view", "v1_runs_olap_queued"} <= everything
+
+    assert downgrade(database_url, migrations, V11) == V11
+    names = relation_names(database_url)
+    assert "v1_match" not in names and "v1_durable_sleep" not in names
+    assert "v1_task_view" in names
+    assert enum_labels(database_url, "v1_match_kind") == []
+    assert version_ids(database_url) == [0, V0, V1, V2, V3, V4, V5, V6, GO7, V8, V9, V10, V11]
+
+    # Between two versions: everything above the target goes, down to the Go migration.
+    assert downgrade(database_url, migrations, GO7 + 1) == GO7
+    names = relation_names(database_url)
+    assert "v1_task_view" not in names
+    assert "v1_lease" in names  # v1_0_10 has no Down: its table stays, its row goes
+    assert "v1_log_line_tenant_id_idx" not in names  # NO TRANSACTION, DROP INDEX CONCURRENTLY
+    assert not {"v1_runs_olap", "v1_runs_olap_queued", "v1_runs_olap_running"} & names
+    assert "v1_go_made" in names
+    assert version_ids(database_url) == [0, V0, V1, V2, V3, V4, V5, V6, GO7]
+
+    # Nothing to do: reported, nothing changes.
+    before = schema_snapshot(database_url)
+    assert downgrade(database_url, migrations, GO7) == GO7
+    assert schema_snapshot(database_url) == before
+
+
+def test_down_to_the_first_release_and_to_zero(database_url: str) -> None:
+    migrations = load_directory(FIXTURE_MIGRATIONS)
+    apply_up(database_url, FIXTURE_MIGRATIONS, to_version=V6)
+    assert "retry_count" in columns(database_url, "v1_task")
+    events: list[tuple[str, int]] = []
+
+    plan = plan_for(database_url, migrations, V0)
+    result = run_plan(
+        database_url,
+        plan,
+        migrations,
+        on_event=lambda e, step, _t: events.append((e, step.version)),
+    )
+    assert result.final_version == V0
+    assert [s.status for s in result.steps] == ["done"] * 6
+    assert events == [(e, v) for v in (V6, V5, V4, V3, V2, V1) for e in ("start", "done")]
+    names = relation_names(database_url)
+    assert not {"v1_queue_item", "v1_log_line", "ix_v1_task_tenant_id"} & names
+    assert {"tenant", "v1_task"} <= names
+    assert columns(database_url, "v1_task") == ["id", "tenant_id", "status", "updated_at"]
+    assert not exists(database_url, "SELECT count(*) FROM pg_proc WHERE proname = 'v1_task_touch'")
+    assert not exists(database_url, "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal")
+    # PostgreSQL cannot drop an enum value: the empty down leaves it.
+    assert enum_labels(database_url, "v1_task_status") == ["QUEUED", "RUNNING", "CANCELLED"]
+    assert version_ids(database_url) == [0, V0]
+
+    # Target 0 reverts the first migration too; it has no Down, so only its row goes.
+    assert downgrade(database_url, migrations, 0) == 0
+    assert version_ids(database_url) == [0]
+    assert {"tenant", "v1_task"} <= relation_names(database_url)
+
+
+def test_old_serial_version_table(database_url: str) -> None:
+    migrations = load_directory(FIXTURE_MIGRATIONS)
+    apply_up(database_url, FIXTURE_MIGRATIONS, to_version=V2, serial_table=True)
+    assert downgrade(database_url, migrations, V0) == V0
+    assert version_ids(database_url) == [0, V0]
+    assert "v1_log_line" not in relation_names(database_url)
+
+
+def test_blocked_plan_is_refused_before_touching_anything(database_url: str) -> None:
+    migrations = load_directory(FIXTURE_MIGRATIONS)
+    apply_up(database_url, FIXTURE_MIGRATIONS)
+    before = schema_snapshot(database_url)
+    plan = plan_for(database_url, migrations, V6)  # crosses the Go migration
+    with pytest.raises(MigratorError) as err:
+        run_plan(database_url, plan, migrations, lock_timeout=1)
+    assert err.value.exit_code == 3
+    assert "20250430000000_v1_0_7.go" in str(err.value)
+    assert schema_snapshot(database_url) == before
+
+
+def test_failing_statement_rolls_its_step_back_and_keeps_earlier_steps(
+    database_url: str, tmp_path: Path
+) -> None:
+    extra = {
+        "20250720000000_v1_0_18_extra.sql": "-- +goose Up\nCREATE TABLE v1_extra (id INT);\n"
+        "-- +goose Down\nDROP TABLE v1_extra;\n"
+    }
+    directory = migrations_with(tmp_path, BROKEN_TX, extra=extra)
+    migrations = load_directory(directory)
+    apply_up(database_url, directory)
+    assert {"v1_extra", "v1_idempotency_seen"} <= relation_names(database_url)
+
+    plan = plan_for(database_url, migrations, V13)
+    events: list[tuple[str, int]] = []
+    with pytest.raises(StepFailedError) as err:
+        run_plan(database_url, plan, migrations,
+                 on_event=lambda e, step, _t: events.append((e, step.version)))  # fmt: skip
+    message = str(err.value)
+    assert err.value.exit_code == 1
+    assert BROKEN_TX in message
+    assert "statement 2 of 3" in message
+    assert "cannot drop type v1_idempotency_method" in message
+    assert "rolled back" in message
+    assert "still in goose_db_version" in message
+    assert "20250720000000_v1_0_18_extra.sql" in message  # already reverted, committed
+
+    names = relation_names(database_url)
+    assert "v1_extra" not in names  # the earlier step stays committed
+    assert "v1_idempotency_seen" in names  # statement 1 of the failed step was rolled back
+    assert version_ids(database_url)[-1] == 20250618090000
+    assert 20250720000000 not in version_ids(database_url)
+    assert [s.status for s in plan.steps] == ["done", "failed"]
+    assert events == [
+        ("start", 20250720000000), ("done", 20250720000000),
+        ("start", 20250618090000), ("failed", 20250618090000),
+    ]  # fmt: skip
+
+
+def test_failing_no_transaction_step_leaves_earlier_statements_applied(
+    database_url: str, tmp_path: Path
+) -> None:
+    directory = migrations_with(tmp_path, BROKEN_TX, BROKEN_NOTX)
+    migrations = load_directory(directory)
+    apply_up(database_url, directory)
+    assert "v1_notx_item_tenant_id_idx" in relation_names(database_url)
+
+    plan = plan_for(database_url, migrations, V13)
+    with pytest.raises(StepFailedError) as err:
+        run_plan(database_url, plan, migrations)
+    message = str(err.value)
+    assert BROKEN_NOTX in message
+    assert "statement 2 of 3" in message
+    assert "DROP TABLE v1_notx_never_created" in message
+    assert 'v1_notx_never_created" does not exist' in message
+    assert "already applied" in message
+    assert "No step was reverted" in message
+
+    names = relation_names(database_url)
+    assert "v1_notx_item_tenant_id_idx" not in names  # statement 1 ran and stays
+    assert "v1_notx_item" in names  # statement 3 never ran
+    assert version_ids(database_url)[-1] == 20250625090000  # its row is still there
+    assert [s.status for s in plan.steps] == ["failed", "not run"]
+
+
+def test_plan_made_before_the_database_changed_is_refused(database_url: str) -> None:
+    migrations = load_directory(FIXTURE_MIGRATIONS)
+    apply_up(database_url, FIXTURE_MIGRATIONS, to_version=V5)
+    plan = plan_for(database_url, migrations, V1)
+    apply_up(database_url, FIXTURE_MIGRATIONS, to_version=V6)  # someone migrated up meanwhile
+    before = schema_snapshot(database_url)
+    with pytest.raises(MigratorError) as err:
+        run_plan(database_url, plan, migrations, lock_timeout=1)
+    assert "changed since the plan was made" in str(err.value)
+    assert schema_snapshot(database_url) == before
+
+
+def test_plan_with_different_statements_is_refused(database_url: str) -> None:
+    migrations = load_directory(FIXTURE_MIGRATIONS)
+    apply_up(database_url, FIXTURE_MIGRATIONS, to_version=V2)
+    plan = plan_for(database_url, migrations, V0)
+    plan.steps[0] = Step(**{**plan.steps[0].__dict__, "statements": ["DROP TABLE tenant;"]})
+    with pytest.raises(MigratorError, match="changed since the plan was made"):
+        run_plan(database_url, plan, migrations, lock_timeout=1)
+    assert "tenant" in relation_names(database_url)
+
+
+def test_another_connected_session_refuses_the_run(database_url: str) -> None:
+    migrations = load_directory(FIXTURE_MIGRATIONS)
+    apply_up(database_url, FIXTURE_MIGRATIONS, to_version=V2)
+    plan = plan_for(database_url, migrations, V0)
+    before = schema_snapshot(database_url)
+    with psycopg.connect(database_url, application_name="hatchet-engine") as engine:
+        engine_pid = engine.info.backend_pid
+        with pytest.raises(LockError) as err:
+            run_plan(database_url, plan, migrations, lock_timeout=1)
+        assert err.value.exit_code == 4
+        assert str(engine_pid) in str(err.value)
+        assert "hatchet-engine" in str(err.value)
+        assert schema_snapshot(database_url) == before
+        assert plan.steps[0].status == "not run"
+
+        fresh = plan_for(database_url, migrations, V0)
+        result = run_plan(database_url, fresh, migrations, ignore_active_sessions=True)
+    assert result.final_version == V0
+
+
+def test_goose_lock_held_elsewhere_refuses_the_run(database_url: str) -> None:
+    migrations = load_directory(FIXTURE_MIGRATIONS)
+    apply_up(database_url, FIXTURE_MIGRATIONS, to_version=V2)
+    plan = plan_for(database_url, migrations, V0)
+    before = schema_snapshot(database_url)
+    with psycopg.connect(database_url, autocommit=True) as migrate:
+        migrate.execute("SELECT pg_advisory_lock(%s)", (GOOSE_LOCK_IDS[1],))
+        with pytest.raises(LockError) as err:
+            run_plan(database_url, plan, migrations, lock_timeout=0.3,
+                     ignore_active_sessions=True)  # fmt: skip
+    assert err.value.exit_code == 4
+    assert "lock" in str(err.value)
+    assert schema_snapshot(database_url) == before
+
+
+def test_statements_with_percent_signs_and_several_commands_run_verbatim(
+    database_url: str, tmp_path: Path
+) -> None:
+    extra = {
+        "20250720000000_v1_0_18_percent.sql": "-- +goose Up\n"
+        "CREATE TABLE v1_pct (v TEXT);\n"
+        "-- +goose Down\n"
+        "INSERT INTO v1_pct VALUES ('100%s'); INSERT INTO v1_pct VALUES ('%%');\n"
+        "CREATE TABLE v1_pct_copy AS SELECT * FROM v1_pct;\n"
+        "DROP TABLE v1_pct;\n"
+    }
+    directory = migrations_with(tmp_path, extra=extra)
+    migrations = load_directory(directory)
+    apply_up(database_url, directory)
+    assert downgrade(database_url, migrations, V13) == V13
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("SELECT v FROM v1_pct_copy ORDER BY v").fetchall()
+    assert rows == [("%%",), ("100%s",)]
