@@ -4,6 +4,7 @@ from __future__ import annotations
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_BLOCKED = 3
 
 
 class ResolverError(Exception):
@@ -34,3 +35,18 @@ class RateLimitedError(NetworkError):
 
 class CacheMissError(ResolverError):
     """``--offline`` was given and the cache does not hold what is needed."""
+
+
+class HTTPStatusError(NetworkError):
+    """GitHub answered a 4xx that is not a rate limit; ``status`` tells which."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class NotFoundError(HTTPStatusError):
+    """GitHub answered 404; callers turn it into a message about what was missing."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, 404)

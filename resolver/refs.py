@@ -1,0 +1,235 @@
+"""Tags and refs on GitHub: every ``v*`` tag in one request, and refs turned into commits.
+
+The tag list comes from ``git/matching-refs/tags/v`` (one request for all of Hatchet's tags; Link
+pagination is followed if a server pages it), cached with each page's ETag and revalidated once per
+process: an unchanged list costs a 304, which spends no quota. A server without matching-refs
+gets ``/tags?per_page=100`` instead. Annotated tags are peeled to their commit once and cached by
+the tag object's SHA, which is immutable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from resolver.cache import Cache
+from resolver.errors import (
+    EXIT_BAD_INPUT,
+    BadInputError,
+    CacheMissError,
+    HTTPStatusError,
+    NetworkError,
+    NotFoundError,
+)
+from resolver.gitblob import is_sha
+from resolver.http import GitHubHTTP, Reply
+
+_NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+TAGS_KEY = "refs/tags-v"
+MAX_PAGES = 100
+MAX_PEEL = 5
+
+
+@dataclass(frozen=True)
+class TagRef:
+    """A tag as git stores it: the object is a commit, or a tag object for annotated tags."""
+
+    name: str
+    sha: str
+    type: str
+
+
+def next_link(reply: Reply) -> str | None:
+    """The ``rel="next"`` URL of a ``Link`` header, if any."""
+    for part in reply.headers.get("link", "").split(","):
+        match = _NEXT_LINK.search(part)
+        if match:
+            return match.group(1)
+    return None
+
+
+def _bad_shape(what: str) -> NetworkError:
+    return NetworkError(f"GitHub's answer for {what} did not have the expected shape")
+
+
+def offline_miss(what: str) -> CacheMissError:
+    return CacheMissError(
+        f"--offline: the cache holds no {what}; run the same command once without --offline",
+        exit_code=EXIT_BAD_INPUT,
+    )
+
+
+class RefDirectory:
+    """Looks up tags and refs of one repository, through the cache."""
+
+    def __init__(self, http: GitHubHTTP, cache: Cache, repo: str, *, offline: bool) -> None:
+        self._http = http
+        self._cache = cache
+        self._repo = repo
+        self._offline = offline
+        self._tags: list[TagRef] | None = None
+
+    # -- the tag list -------------------------------------------------------------------------
+
+    def tags(self) -> list[TagRef]:
+        """Every tag whose name starts with ``v`` (validated against GitHub once per process)."""
+        if self._tags is None:
+            self._tags = self._load_tags()
+        return self._tags
+
+    def _load_tags(self) -> list[TagRef]:
+        cached = self._cache.read_json(TAGS_KEY)
+        pages = cached.get("pages") if isinstance(cached, dict) else None
+        old_pages: dict[str, dict[str, Any]] = {}
+        if isinstance(pages, list):
+            old_pages = {p["url"]: p for p in pages if isinstance(p, dict) and "url" in p}
+        if self._offline:
+            if not isinstance(pages, list):
+                raise offline_miss(f"tag list of {self._repo}")
+            return self._refs_of(pages)
+        first = f"/repos/{self._repo}/git/matching-refs/tags/v"
+        try:
+            fresh = self._walk(first, old_pages, self._parse_matching_refs)
+        except NotFoundError:
+            # No matching-refs here (an old GitHub Enterprise?) or no such repository.
+            try:
+                fresh = self._walk(
+                    f"/repos/{self._repo}/tags?per_page=100", old_pages, self._parse_tags
+                )
+            except NotFoundError:
+                raise BadInputError(
+                    f"repository {self._repo} was not found on {self._http.endpoints.api} "
+                    "(a private repository needs GH_TOKEN)"
+                ) from None
+        self._cache.write_json(TAGS_KEY, {"pages": fresh})
+        return self._refs_of(fresh)
+
+    def _walk(
+        self,
+        first: str,
+        old_pages: dict[str, dict[str, Any]],
+        parse: Any,
+    ) -> list[dict[str, Any]]:
+        url: str | None = first
+        out: list[dict[str, Any]] = []
+        while url is not None and len(out) < MAX_PAGES:
+            old = old_pages.get(url)
+            etag = old.get("etag") if old else None
+            reply = self._http.api_get(url, etag=etag if isinstance(etag, str) else None)
+            if reply.status == 304 and old is not None:
+                page = old
+            else:
+                page = {
+                    "url": url,
+                    "etag": reply.etag,
+                    "next": next_link(reply),
+                    "refs": parse(reply.json()),
+                }
+            out.append(page)
+            nxt = page.get("next")
+            url = nxt if isinstance(nxt, str) else None
+        return out
+
+    @staticmethod
+    def _refs_of(pages: list[Any]) -> list[TagRef]:
+        refs: list[TagRef] = []
+        for page in pages:
+            for item in page.get("refs", []) if isinstance(page, dict) else []:
+                if (
+                    isinstance(item, list)
+                    and len(item) == 3
+                    and all(isinstance(x, str) for x in item)
+                ):
+                    refs.append(TagRef(item[0], item[1], item[2]))
+        return refs
+
+    @staticmethod
+    def _parse_matching_refs(body: Any) -> list[list[str]]:
+        if not isinstance(body, list):
+            raise _bad_shape("the tag list")
+        refs: list[list[str]] = []
+        for entry in body:
+            try:
+                name = entry["ref"]
+                sha = entry["object"]["sha"]
+                kind = entry["object"]["type"]
+            except (TypeError, KeyError):
+                raise _bad_shape("the tag list") from None
+            if isinstance(name, str) and name.startswith("refs/tags/") and isinstance(sha, str):
+                refs.append([name.removeprefix("refs/tags/"), sha, str(kind)])
+        return refs
+
+    @staticmethod
+    def _parse_tags(body: Any) -> list[list[str]]:
+        if not isinstance(body, list):
+            raise _bad_shape("the tag list")
+        refs: list[list[str]] = []
+        for entry in body:
+            try:
+                name = entry["name"]
+                sha = entry["commit"]["sha"]
+            except (TypeError, KeyError):
+                raise _bad_shape("the tag list") from None
+            if isinstance(name, str) and name.startswith("v") and isinstance(sha, str):
+                refs.append([name, sha, "commit"])
+        return refs
+
+    # -- commits ------------------------------------------------------------------------------
+
+    def peel(self, tag: TagRef) -> str:
+        """The commit a tag points at (annotated tags are dereferenced, cached by object SHA)."""
+        sha, kind = tag.sha, tag.type
+        for _ in range(MAX_PEEL):
+            if kind != "tag":
+                return sha
+            key = f"tagobj/{sha}"
+            cached = self._cache.read_json(key)
+            if isinstance(cached, list) and len(cached) == 2:
+                sha, kind = str(cached[0]), str(cached[1])
+                continue
+            if self._offline:
+                raise offline_miss(f"commit of tag {tag.name}")
+            body = self._http.api_get(f"/repos/{self._repo}/git/tags/{sha}").json()
+            try:
+                target, target_kind = body["object"]["sha"], body["object"]["type"]
+            except (TypeError, KeyError):
+                raise _bad_shape(f"tag {tag.name}") from None
+            self._cache.write_json(key, [target, target_kind])
+            sha, kind = str(target), str(target_kind)
+        if kind != "commit":
+            raise BadInputError(f"tag {tag.name} does not point at a commit")
+        return sha
+
+    def commit_of(self, ref: str) -> str:
+        """The commit SHA of a branch, tag or (abbreviated) commit, via ``commits/{ref}``.
+
+        Revalidated with its ETag (a branch moves); an unknown ref is :class:`BadInputError`.
+        """
+        key = "refs/commit-" + hashlib.sha256(ref.encode()).hexdigest()[:32]
+        cached = self._cache.read_json(key)
+        known = cached if isinstance(cached, dict) and is_sha(str(cached.get("sha"))) else None
+        if self._offline:
+            if known is None:
+                raise offline_miss(f"commit of ref {ref}")
+            return str(known["sha"])
+        etag = known.get("etag") if known else None
+        try:
+            reply = self._http.api_get(
+                f"/repos/{self._repo}/commits/{quote(ref, safe='/')}",
+                etag=etag if isinstance(etag, str) else None,
+            )
+        except HTTPStatusError as exc:
+            if exc.status in (404, 422):
+                raise BadInputError(f"no ref {ref} in {self._repo}") from None
+            raise
+        if reply.status == 304 and known is not None:
+            return str(known["sha"])
+        body = reply.json()
+        sha = body.get("sha") if isinstance(body, dict) else None
+        if not isinstance(sha, str) or not is_sha(sha):
+            raise _bad_shape(f"commit {ref}")
+        self._cache.write_json(key, {"sha": sha, "etag": reply.etag})
+        return sha

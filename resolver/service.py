@@ -1,0 +1,329 @@
+"""The resolver facade the CLI uses: releases, resolution, listings, file contents, sources.
+
+A cold ``resolve`` costs two core requests (the tag list and the directory listing); a warm one
+costs a single 304 revalidation of the tag list, which spends no quota.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Collection, Iterable
+from types import TracebackType
+
+import httpx
+
+from resolver.cache import Cache
+from resolver.contents import DEFAULT_WORKERS, ContentFetcher
+from resolver.errors import EXIT_BLOCKED, BadInputError, ResolverError
+from resolver.gitblob import is_sha
+from resolver.http import Clock, GitHubHTTP, RequestStats, Sleep
+from resolver.listing import DirectoryLister, DirectoryMissing
+from resolver.models import FileKind, Listing, Release, RemoteFile, Resolution, migration_name
+from resolver.refs import RefDirectory
+from resolver.settings import GitHubSettings
+from resolver.tags import TagName, nearest_stable, parse_tag, sort_key
+
+__all__ = [
+    "FileKind",
+    "Listing",
+    "Release",
+    "RemoteFile",
+    "Resolution",
+    "Resolver",
+    "migration_name",
+]
+
+_REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
+FIRST_GOOSE_RELEASE = "v0.55.0"
+# find_source stops after this many releases in a row that are all older than the versions
+# wanted (their newest migration is below the newest version wanted): older ones cannot help.
+STALE_RUN = 10
+# releases_at_version looks this many releases past the bisection point before giving up.
+SCAN_SLACK = 3
+
+
+class Resolver:
+    """GitHub-aware release resolution for one repository; a context manager."""
+
+    def __init__(
+        self,
+        settings: GitHubSettings,
+        *,
+        sleep: Sleep = time.sleep,
+        clock: Clock = time.time,
+        max_workers: int = DEFAULT_WORKERS,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if _REPO.fullmatch(settings.repo) is None:
+            raise BadInputError(f"the repository must be OWNER/NAME, not {settings.repo!r}")
+        self._settings = settings
+        self._http = GitHubHTTP(
+            settings.api_url, settings.token, sleep=sleep, clock=clock, transport=transport
+        )
+        self._cache = Cache(settings.cache_dir, self._http.endpoints.api, settings.repo)
+        self._refs = RefDirectory(self._http, self._cache, settings.repo, offline=settings.offline)
+        self._lister = DirectoryLister(
+            self._http,
+            self._cache,
+            settings.repo,
+            settings.migrations_path,
+            offline=settings.offline,
+            commit_exists=self._commit_exists,
+        )
+        self._contents = ContentFetcher(
+            self._http,
+            self._cache,
+            settings.repo,
+            settings.migrations_path,
+            offline=settings.offline,
+            max_workers=max_workers,
+        )
+
+    def __repr__(self) -> str:
+        return f"Resolver(repo={self._settings.repo!r}, api={self._http.endpoints.api!r})"
+
+    def __enter__(self) -> Resolver:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    @property
+    def stats(self) -> RequestStats:
+        """Requests sent so far (``core`` spends REST quota; 304s are counted apart)."""
+        return self._http.stats
+
+    # -- releases -----------------------------------------------------------------------------
+
+    def _tag_names(self) -> list[tuple[TagName, str | None]]:
+        out: list[tuple[TagName, str | None]] = []
+        for ref in self._refs.tags():
+            name = parse_tag(ref.name)
+            if name is not None:
+                out.append((name, ref.sha if ref.type == "commit" else None))
+        return out
+
+    def releases(self, *, include_prereleases: bool = False) -> list[Release]:
+        """Releases newest first in semver order (stable only unless asked otherwise)."""
+        named = [
+            (name, commit)
+            for name, commit in self._tag_names()
+            if include_prereleases or not name.prerelease
+        ]
+        named.sort(key=lambda pair: sort_key(pair[0]), reverse=True)
+        return [Release(n.tag, n.version, n.prerelease, commit) for n, commit in named]
+
+    def release(self, tag: str, *, allow_prerelease: bool = False) -> Release:
+        """The release called ``tag``, with its commit.
+
+        Junk names, pre-releases (unless allowed) and unknown tags are :class:`BadInputError`;
+        an unknown tag's message names the nearest stable releases.
+        """
+        name = tag.strip()
+        parsed = parse_tag(name)
+        if parsed is None:
+            hint = f"; did you mean v{name}?" if re.fullmatch(r"\d+\.\d+\.\d+", name) else ""
+            raise BadInputError(
+                f"{name!r} is not a Hatchet release tag: releases are named vX.Y.Z "
+                f"(e.g. v0.71.0){hint}"
+            )
+        if parsed.prerelease and not allow_prerelease:
+            raise BadInputError(
+                f"{name} is a pre-release; pre-releases carry migrations that no stable release "
+                "has. Pass --allow-prerelease to use it anyway"
+            )
+        refs = {ref.name: ref for ref in self._refs.tags()}
+        ref = refs.get(name)
+        if ref is None:
+            stable = [n for n in map(parse_tag, refs) if n is not None and not n.prerelease]
+            near = nearest_stable(name, stable)
+            known = f"; nearest stable releases: {', '.join(near)}" if near else ""
+            raise BadInputError(f"no release {name} in {self._settings.repo}{known}")
+        commit = self._refs.peel(ref)
+        return Release(name, parsed.version, parsed.prerelease, commit)
+
+    # -- resolution and listings --------------------------------------------------------------
+
+    def resolve(self, tag: str, *, allow_prerelease: bool = False) -> Resolution:
+        """The release's target version: the largest over ALL migration files (.sql and .go)."""
+        release = self.release(tag, allow_prerelease=allow_prerelease)
+        assert release.commit is not None
+        try:
+            files = self._lister.files_at(release.commit, commit_known=True)
+        except DirectoryMissing:
+            raise BadInputError(
+                f"{release.tag} has no migrations directory ({self._settings.migrations_path}): "
+                f"Hatchet ships goose migrations only from {FIRST_GOOSE_RELEASE} on, so the "
+                "schema cannot be moved to this release"
+            ) from None
+        listing = Listing(release.tag, release.commit, files)
+        newest = listing.newest
+        if newest is None:
+            raise BadInputError(
+                f"{release.tag} has no migration files in {self._settings.migrations_path}"
+            )
+        return Resolution(
+            release=release.tag,
+            version=newest.version,
+            file=newest.name,
+            commit=release.commit,
+            migrations=len(files),
+            listing=listing,
+        )
+
+    def listing(self, ref: str) -> Listing:
+        """The migration files at a tag, branch or commit SHA."""
+        ref = ref.strip()
+        if not ref:
+            raise BadInputError("an empty ref was given")
+        commit: str | None = None
+        known = True
+        if is_sha(ref.lower()):
+            commit, known = ref.lower(), False
+        elif parse_tag(ref) is not None:
+            tag = next((t for t in self._refs.tags() if t.name == ref), None)
+            if tag is not None:
+                commit = self._refs.peel(tag)
+        if commit is None:
+            commit = self._refs.commit_of(ref)
+        try:
+            files = self._lister.files_at(commit, commit_known=known)
+        except DirectoryMissing:
+            raise BadInputError(
+                f"{ref} has no migrations directory ({self._settings.migrations_path})"
+            ) from None
+        return Listing(ref, commit, files)
+
+    def _commit_exists(self, sha: str) -> bool:
+        try:
+            self._refs.commit_of(sha)
+        except BadInputError:
+            return False
+        return True
+
+    def _release_listing(self, release: Release) -> Listing | None:
+        """A stable release's listing, or ``None`` when it predates the directory."""
+        commit = release.commit
+        if commit is None:
+            commit = self.release(release.tag, allow_prerelease=True).commit
+            assert commit is not None
+        try:
+            files = self._lister.files_at(commit, commit_known=True)
+        except DirectoryMissing:
+            return None
+        return Listing(release.tag, commit, files)
+
+    # -- contents -----------------------------------------------------------------------------
+
+    def fetch_files(self, listing: Listing, names: Iterable[str]) -> dict[str, bytes]:
+        """``{name: bytes}`` for the named files of ``listing``, every one SHA-verified."""
+        wanted: list[RemoteFile] = []
+        for name in dict.fromkeys(names):
+            item = listing.file(name)
+            if item is None:
+                raise ResolverError(f"{name} is not a migration file of {listing.ref}")
+            wanted.append(item)
+        return self._contents.fetch(listing.commit, wanted)
+
+    # -- sources ------------------------------------------------------------------------------
+
+    def find_source(self, versions: Collection[int]) -> Listing:
+        """The newest stable release whose listing holds every one of ``versions``.
+
+        Walks releases newest first (listings come from the cache when they can) and stops at the
+        first hit, or after a run of releases too old to hold the newest version wanted.
+        """
+        wanted = frozenset(versions)
+        releases = self.releases()
+        if not releases:
+            raise ResolverError(f"{self._settings.repo} has no stable releases", EXIT_BLOCKED)
+        seen: set[int] = set()
+        stale = 0
+        checked = 0
+        for release in releases:
+            listing = self._release_listing(release)
+            checked += 1
+            have = listing.versions if listing is not None else frozenset()
+            seen |= wanted & have
+            if listing is not None and wanted <= have:
+                return listing
+            if max(have, default=0) < max(wanted, default=0):
+                stale += 1
+                if stale >= STALE_RUN:
+                    break
+            else:
+                stale = 0
+        absent = sorted(wanted - seen)
+        if absent:
+            listed = ", ".join(map(str, absent[:10])) + (", ..." if len(absent) > 10 else "")
+            problem = f"no stable release has version(s) {listed}"
+        else:
+            problem = "no single stable release has all of them"
+        raise ResolverError(
+            f"cannot find the down migrations to run: {problem} (checked the {checked} newest "
+            f"releases, {releases[0].tag} down to {releases[checked - 1].tag}); pass --from-ref "
+            "REF or --migrations-dir DIR",
+            EXIT_BLOCKED,
+        )
+
+    def releases_at_version(self, version: int) -> list[str]:
+        """Stable releases whose LAST migration is ``version``, newest first.
+
+        Reading every release's listing would cost one request per release, so this bisects the
+        releases (in semver order the newest migration almost always grows) to where ``version``
+        would be, then scans outwards until ``SCAN_SLACK`` releases in a row do not match. Patch
+        branches that break the order may be missed; the answer is informational.
+        """
+        ascending = list(reversed(self.releases()))
+        newest: dict[int, int] = {}
+
+        def last(i: int) -> int:
+            if i not in newest:
+                listing = self._release_listing(ascending[i])
+                top = listing.newest if listing is not None else None
+                newest[i] = top.version if top is not None else 0
+            return newest[i]
+
+        lo, hi = 0, len(ascending)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if last(mid) < version:
+                lo = mid + 1
+            else:
+                hi = mid
+        found: list[str] = []
+        for indexes in (range(lo, len(ascending)), range(lo - 1, -1, -1)):
+            misses = 0
+            for i in indexes:
+                if last(i) == version:
+                    found.append(ascending[i].tag)
+                    misses = 0
+                else:
+                    misses += 1
+                    if misses >= SCAN_SLACK or found:
+                        break
+        by_tag = {r.tag: r for r in ascending}
+        return sorted(found, key=lambda tag: (by_tag[tag].version, tag), reverse=True)
+
+    def known_versions(self, *, limit: int | None = None) -> dict[int, list[str]]:
+        """Version -> the stable releases whose LAST migration it is (newest release first).
+
+        One listing per release (cached by commit); ``limit`` bounds how many releases are read.
+        """
+        result: dict[int, list[str]] = {}
+        releases = self.releases()
+        for release in releases if limit is None else releases[:limit]:
+            listing = self._release_listing(release)
+            newest = listing.newest if listing is not None else None
+            if newest is not None:
+                result.setdefault(newest.version, []).append(release.tag)
+        return result
