@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -23,17 +24,18 @@ def version_row_delete(version: int) -> str:
     return f"DELETE FROM goose_db_version WHERE version_id = {int(version)};"
 
 
-def _notes(step: Step) -> Text:
+def _notes(step: Step) -> list[Text]:
     lines: list[Text] = []
     if step.reason:
         style = "bold red" if step.blocked or step.status == "failed" else ""
         lines.append(Text(f"{step.status}: {step.reason}", style=style))
     lines += [Text(w, style="yellow" if w.startswith("data loss") else "") for w in step.warnings]
-    return Text("\n").join(lines)
+    return lines
 
 
 def render_plan(plan: Plan, console: Console, *, header: Mapping[str, str] | None = None) -> None:
-    """Print the plan for a person: header lines, one table row per step, then the verdict."""
+    """Print the plan for a person: header lines, one table row per step, each step's warnings
+    and blocking reasons below the table (long sentences do not fit a table cell), the verdict."""
     fields = dict(header or {})
     if plan.source and "source" not in fields:
         fields["source"] = plan.source
@@ -46,21 +48,33 @@ def render_plan(plan: Plan, console: Console, *, header: Mapping[str, str] | Non
         console.print("nothing to do: the database is already at or below the target")
         return
 
-    table = Table(show_lines=True)
-    for column in ("version", "file", "kind", "transaction", "statements", "status", "warnings"):
-        table.add_column(column, overflow="fold", no_wrap=column in ("version", "statements"))
+    with_blobs = any(step.blob_sha for step in plan.steps)
+    columns = ["version", "file", "kind", "transaction", "statements", "status"]
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in columns + (["blob"] if with_blobs else []):
+        table.add_column(column, no_wrap=True)
+    status_style = {"blocked": "bold red", "failed": "bold red", "done": "green"}
     for step in plan.steps:
-        status_style = {"blocked": "bold red", "failed": "bold red", "done": "green"}
-        table.add_row(
+        row: list[str | Text] = [
             str(step.version),
             Text(step.file or "(no file)"),
             step.kind,
             "yes" if step.transaction else "no",
             str(len(step.statements)),
             Text(step.status, style=status_style.get(step.status, "")),
-            _notes(step),
-        )
+        ]
+        if with_blobs:
+            row.append((step.blob_sha or "")[:12])
+        table.add_row(*row)
     console.print(table)
+    noted = [(step, _notes(step)) for step in plan.steps]
+    if any(notes for _, notes in noted):
+        console.print("warnings and blocking reasons:")
+        for step, notes in noted:
+            if notes:
+                console.print(Text(f"  {step.version} {step.file or '(no file)'}"))
+                for note in notes:
+                    console.print(Text("    - ") + note, soft_wrap=True)
     blocked = len(plan.blocked_steps)
     if blocked:
         console.print(Text(f"plan is BLOCKED by {blocked} step(s)", style="bold red"))
