@@ -1,15 +1,714 @@
-"""hatchet-schema command line: a thin typer layer wiring ``resolver`` and ``migrator``."""
+"""hatchet-schema command line: a thin typer layer wiring ``resolver`` and ``migrator``.
+
+This is the only module that imports both packages. Heavy modules (httpx, psycopg, rich, pglast)
+are imported inside the commands so that ``--help`` stays fast.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
 import typer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from migrator.plan import Plan, Step
+    from migrator.runner import EventCallback, RunResult
+    from migrator.sources import MigrationFile
+    from migrator.versions import VersionRow
+    from resolver.models import VersionPlace
+    from resolver.service import Resolver
+    from resolver.settings import GitHubSettings
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Move a self-hosted Hatchet PostgreSQL schema back to an older release, safely.",
+)
+
+EXIT_BAD_INPUT = 2
+EXIT_BLOCKED = 3
+
+# ---------------------------------------------------------------------------------------------
+# Options shared by several commands (flag > environment > default, as in CONTRACT.md).
+
+ApiUrl = Annotated[
+    str,
+    typer.Option(
+        "--api-url",
+        envvar="GITHUB_API_URL",
+        help="GitHub API base (Enterprise: https://HOST/api/v3).",
+    ),
+]
+Token = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar=["GH_TOKEN", "GITHUB_TOKEN"],
+        show_default=False,
+        show_envvar=True,
+        help="GitHub token (anonymous: 60 requests/hour).",
+    ),
+]
+Repo = Annotated[str, typer.Option("--repo", envvar="HATCHET_SCHEMA_REPO", help="owner/name.")]
+MigrationsPath = Annotated[
+    str,
+    typer.Option(
+        "--migrations-path",
+        envvar="HATCHET_SCHEMA_MIGRATIONS_PATH",
+        help="Migrations directory inside the repository.",
+    ),
+]
+CacheDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache-dir",
+        envvar="HATCHET_SCHEMA_CACHE_DIR",
+        show_default=False,
+        help="Cache directory [default: the user cache dir].",
+    ),
+]
+Offline = Annotated[
+    bool,
+    typer.Option(
+        "--offline",
+        envvar="HATCHET_SCHEMA_OFFLINE",
+        help="Read only the cache; a miss is an error.",
+    ),
+]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar="DATABASE_URL",
+        show_default=False,
+        help="PostgreSQL URL of the Hatchet database.",
+    ),
+]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+DEFAULT_API_URL = "https://api.github.com"
+DEFAULT_REPO = "hatchet-dev/hatchet"
+DEFAULT_MIGRATIONS_PATH = "cmd/hatchet-migrate/migrate/migrations"
 
 
-@app.callback()
-def _root() -> None:
-    """Move a self-hosted Hatchet PostgreSQL schema back to an older release, safely."""
+# ---------------------------------------------------------------------------------------------
+# Error handling: every expected failure is one line on stderr and an exit code.
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn the packages' error values into one clear message and the contract's exit code."""
+    from migrator.errors import MigratorError
+    from resolver.errors import ResolverError
+
+    try:
+        yield
+    except (MigratorError, ResolverError) as exc:
+        _fail(exc.message, exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+
+
+def _settings(
+    api_url: str,
+    token: str | None,
+    repo: str,
+    migrations_path: str,
+    cache_dir: Path | None,
+    offline: bool,
+) -> GitHubSettings:
+    from resolver.settings import GitHubSettings, default_cache_dir
+
+    return GitHubSettings(
+        api_url=api_url,
+        token=token or None,
+        repo=repo,
+        migrations_path=migrations_path.strip("/"),
+        cache_dir=cache_dir or default_cache_dir(),
+        offline=offline,
+    )
+
+
+def _resolver(settings: GitHubSettings) -> Resolver:
+    from resolver.service import Resolver
+
+    return Resolver(settings)
+
+
+def _print_json(obj: Any) -> None:
+    typer.echo(json.dumps(obj, indent=2, default=str))
+
+
+def _require_database_url(url: str | None) -> str:
+    if not url:
+        _fail("no database: pass --database-url or set DATABASE_URL", EXIT_BAD_INPUT)
+    return url
+
+
+def _parse_version(text: str) -> int:
+    if not text.isdigit():
+        _fail(f"--to-version must be a goose version number, got {text!r}", EXIT_BAD_INPUT)
+    return int(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# resolve / releases
+
+
+@app.command()
+def resolve(
+    release: Annotated[str, typer.Argument(help="A release tag, e.g. v0.71.0.")],
+    json_out: JsonOut = False,
+    allow_prerelease: Annotated[
+        bool, typer.Option("--allow-prerelease", help="Accept -alpha/-rc/... tags.")
+    ] = False,
+    api_url: ApiUrl = DEFAULT_API_URL,
+    token: Token = None,
+    repo: Repo = DEFAULT_REPO,
+    migrations_path: MigrationsPath = DEFAULT_MIGRATIONS_PATH,
+    cache_dir: CacheDir = None,
+    offline: Offline = False,
+) -> None:
+    """Print the release's target migration version (its newest migration file)."""
+    with _errors():
+        settings = _settings(api_url, token, repo, migrations_path, cache_dir, offline)
+        with _resolver(settings) as resolver:
+            resolution = resolver.resolve(release, allow_prerelease=allow_prerelease)
+        if json_out:
+            _print_json(resolution.to_json())
+        else:
+            typer.echo(f"{resolution.version:014d}")
+
+
+@app.command()
+def releases(
+    include_prereleases: Annotated[
+        bool, typer.Option("--include-prereleases", help="List pre-release tags too.")
+    ] = False,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N.")] = None,
+    json_out: JsonOut = False,
+    api_url: ApiUrl = DEFAULT_API_URL,
+    token: Token = None,
+    repo: Repo = DEFAULT_REPO,
+    migrations_path: MigrationsPath = DEFAULT_MIGRATIONS_PATH,
+    cache_dir: CacheDir = None,
+    offline: Offline = False,
+) -> None:
+    """List stable releases, newest first."""
+    with _errors():
+        settings = _settings(api_url, token, repo, migrations_path, cache_dir, offline)
+        with _resolver(settings) as resolver:
+            found = resolver.releases(include_prereleases=include_prereleases)
+        if limit is not None:
+            found = found[:limit]
+        if json_out:
+            _print_json(
+                [{"release": r.tag, "prerelease": r.prerelease, "commit": r.commit} for r in found]
+            )
+        else:
+            for r in found:
+                typer.echo(r.tag)
+
+
+# ---------------------------------------------------------------------------------------------
+# status
+
+
+@app.command()
+def status(
+    database_url: DatabaseUrl = None,
+    json_out: JsonOut = False,
+    migrations_dir: Annotated[
+        Path | None,
+        typer.Option("--migrations-dir", help="Judge orphans against a local directory."),
+    ] = None,
+    api_url: ApiUrl = DEFAULT_API_URL,
+    token: Token = None,
+    repo: Repo = DEFAULT_REPO,
+    migrations_path: MigrationsPath = DEFAULT_MIGRATIONS_PATH,
+    cache_dir: CacheDir = None,
+    offline: Offline = False,
+) -> None:
+    """Show the database's goose version, its release(s), orphan rows and other sessions."""
+    with _errors():
+        from migrator.database import connect, other_sessions
+        from migrator.versions import applied_versions, current_version, read_version_rows
+
+        url = _require_database_url(database_url)
+        with connect(url, read_only=True) as conn:
+            rows = read_version_rows(conn)
+            sessions = other_sessions(conn)
+        current = current_version(rows)
+        applied = [v for v in applied_versions(rows) if v != 0]
+
+        place: VersionPlace | None = None
+        shipped: dict[int, list[str]] = {}
+        if migrations_dir is not None:
+            from migrator.sources import load_directory
+
+            known = frozenset(load_directory(migrations_dir))
+            known_from = str(migrations_dir)
+        else:
+            settings = _settings(api_url, token, repo, migrations_path, cache_dir, offline)
+            with _resolver(settings) as resolver:
+                place = resolver.place_version(current)
+                newest = resolver.releases()[0]
+                known = resolver.listing(newest.tag).versions
+                known_from = newest.tag
+                for v in applied:
+                    if v not in known:
+                        shipped[v] = list(resolver.place_version(v).shipped_in)
+        # An orphan row is an applied version the migrations in force no longer have (renamed or
+        # deleted since, or from a pre-release): goose's down-to stops at it.
+        orphans = [v for v in applied if v not in known]
+
+        if json_out:
+            _print_json(
+                {
+                    "current_version": current,
+                    "releases": list(place.releases) if place else [],
+                    "release_range": place.to_json() if place else None,
+                    "orphans": orphans,
+                    "orphans_judged_against": known_from,
+                    "orphans_shipped_in": {str(v): tags for v, tags in shipped.items()},
+                    "applied": len(applied),
+                    "other_sessions": [
+                        {
+                            "pid": s.pid,
+                            "user": s.user,
+                            "application_name": s.application_name,
+                            "client_addr": s.client_addr,
+                            "state": s.state,
+                        }
+                        for s in sessions
+                    ],
+                }
+            )
+            return
+        typer.echo(f"current version: {current}")
+        typer.echo(f"release(s):      {place.describe() if place else '-'}")
+        typer.echo(f"applied rows:    {len(applied)}")
+        if orphans:
+            typer.echo(f"orphan rows:     {len(orphans)} (applied, not in {known_from})")
+            for v in orphans:
+                where = shipped.get(v)
+                note = f" (shipped in {', '.join(where)})" if where else " (no release has it)"
+                typer.echo(f"  {v}{note if v in shipped else ''}")
+        else:
+            typer.echo(f"orphan rows:     none (judged against {known_from})")
+        if sessions:
+            typer.echo(f"other sessions:  {len(sessions)} connected to this database")
+            for s in sessions:
+                typer.echo(
+                    f"  pid {s.pid} {s.application_name or '-'} {s.client_addr or 'local'} "
+                    f"{s.state or ''}".rstrip()
+                )
+        else:
+            typer.echo("other sessions:  none")
+
+
+# ---------------------------------------------------------------------------------------------
+# downgrade
+
+
+def _versions_to_revert(rows: list[VersionRow], target: int) -> list[int]:
+    """The versions goose's down-to would revert, found by planning with no files at all."""
+    from migrator.planner import build_plan
+
+    return [s.version for s in build_plan(rows, {}, target).steps]
+
+
+def _remote_migrations(
+    resolver: Resolver, from_ref: str | None, versions: list[int]
+) -> tuple[dict[int, MigrationFile], str]:
+    """Fetch from GitHub the files of every version to revert; returns them and the ref used."""
+    from migrator.sources import collect
+    from resolver.errors import ResolverError
+
+    if from_ref:
+        listing = resolver.listing(from_ref)
+    else:
+        try:
+            listing = resolver.find_source(versions)
+        except ResolverError as exc:
+            if exc.exit_code != EXIT_BLOCKED:
+                raise
+            # Some versions are in no release (orphan rows): plan from the newest release and
+            # let the planner block exactly those steps.
+            listing = resolver.listing(resolver.releases()[0].tag)
+    wanted = [f for f in listing.files if f.version in set(versions)]
+    contents = resolver.fetch_files(listing, [f.name for f in wanted])
+    source = f"{listing.ref} ({listing.commit[:12]})"
+    found = collect(contents, origin=source, blob_shas={f.name: f.sha for f in wanted})
+    return found, source
+
+
+@app.command()
+def downgrade(
+    to_release: Annotated[
+        str | None, typer.Option("--to-release", help="Target release tag, e.g. v0.71.0.")
+    ] = None,
+    to_version: Annotated[
+        str | None, typer.Option("--to-version", help="Target goose version.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Change nothing; print the plan.")
+    ] = False,
+    sql: Annotated[bool, typer.Option("--sql", help="With --dry-run: print the SQL.")] = False,
+    json_out: JsonOut = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    from_ref: Annotated[
+        str | None, typer.Option("--from-ref", help="Git ref to take the down SQL from.")
+    ] = None,
+    migrations_dir: Annotated[
+        Path | None,
+        typer.Option("--migrations-dir", help="Take migrations from a local directory."),
+    ] = None,
+    lock_timeout: Annotated[
+        float, typer.Option("--lock-timeout", min=0, help="Seconds to wait for the lock.")
+    ] = 300.0,
+    ignore_active_sessions: Annotated[
+        bool,
+        typer.Option(
+            "--ignore-active-sessions", help="Run even when other sessions are connected."
+        ),
+    ] = False,
+    backup: Annotated[
+        Path | None,
+        typer.Option("--backup", help="pg_dump --format=custom to FILE before changing."),
+    ] = None,
+    compose_file: Annotated[
+        Path | None,
+        typer.Option("--compose-file", help="Pin Hatchet image tags in this compose file."),
+    ] = None,
+    allow_prerelease: Annotated[
+        bool, typer.Option("--allow-prerelease", help="Accept a pre-release target.")
+    ] = False,
+    database_url: DatabaseUrl = None,
+    api_url: ApiUrl = DEFAULT_API_URL,
+    token: Token = None,
+    repo: Repo = DEFAULT_REPO,
+    migrations_path: MigrationsPath = DEFAULT_MIGRATIONS_PATH,
+    cache_dir: CacheDir = None,
+    offline: Offline = False,
+) -> None:
+    """Revert every applied migration newer than the target, newest first (goose down-to)."""
+    if (to_release is None) == (to_version is None):
+        _fail("give exactly one of --to-release and --to-version", EXIT_BAD_INPUT)
+    if sql and not dry_run:
+        _fail("--sql prints what would run; use it with --dry-run", EXIT_BAD_INPUT)
+    if compose_file is not None and to_release is None:
+        _fail("--compose-file pins images to a release: use it with --to-release", EXIT_BAD_INPUT)
+    if compose_file is not None and not compose_file.is_file():
+        _fail(f"--compose-file {compose_file}: no such file", EXIT_BAD_INPUT)
+    if backup is not None and backup.exists():
+        _fail(f"--backup {backup}: the file exists; choose a new name", EXIT_BAD_INPUT)
+    with _errors():
+        _downgrade(
+            to_release=to_release,
+            to_version=to_version,
+            dry_run=dry_run,
+            sql=sql,
+            json_out=json_out,
+            yes=yes,
+            from_ref=from_ref,
+            migrations_dir=migrations_dir,
+            lock_timeout=lock_timeout,
+            ignore_active_sessions=ignore_active_sessions,
+            backup=backup,
+            compose_file=compose_file,
+            allow_prerelease=allow_prerelease,
+            database_url=database_url,
+            settings=_settings(api_url, token, repo, migrations_path, cache_dir, offline),
+        )
+
+
+def _downgrade(
+    *,
+    to_release: str | None,
+    to_version: str | None,
+    dry_run: bool,
+    sql: bool,
+    json_out: bool,
+    yes: bool,
+    from_ref: str | None,
+    migrations_dir: Path | None,
+    lock_timeout: float,
+    ignore_active_sessions: bool,
+    backup: Path | None,
+    compose_file: Path | None,
+    allow_prerelease: bool,
+    database_url: str | None,
+    settings: GitHubSettings,
+) -> None:
+    from migrator.database import connect
+    from migrator.planner import build_plan
+    from migrator.versions import current_version, read_version_rows
+
+    url = _require_database_url(database_url)
+    with ExitStack() as stack:
+        resolver: Resolver | None = None
+        if to_release is not None or migrations_dir is None:
+            resolver = stack.enter_context(_resolver(settings))
+        target_release: str | None = None
+        if to_release is not None and resolver is not None:
+            resolution = resolver.resolve(to_release, allow_prerelease=allow_prerelease)
+            target, target_release = resolution.version, resolution.release
+        else:
+            target = _parse_version(to_version or "")
+
+        with connect(url, read_only=True) as conn:
+            rows = read_version_rows(conn)
+        current = current_version(rows)
+        if target >= current:
+            _nothing_to_do(current, target, json_out)
+            return
+
+        versions = _versions_to_revert(rows, target)
+        current_releases: list[str] = []
+        if migrations_dir is not None:
+            from migrator.sources import load_directory
+
+            migrations = load_directory(migrations_dir)
+            source = str(migrations_dir)
+        else:
+            assert resolver is not None
+            migrations, source = _remote_migrations(resolver, from_ref, versions)
+            current_releases = resolver.releases_at_version(current)
+    plan = build_plan(rows, migrations, target, source=source)
+
+    header = {
+        "current": _with_releases(current, current_releases),
+        "target": f"{target}" + (f" ({target_release})" if target_release else ""),
+        "source": source,
+    }
+    if dry_run:
+        _show_plan(plan, header, json_out=json_out, sql=sql, target_release=target_release)
+        if compose_file is not None and target_release and not json_out and not sql:
+            _pin_images(compose_file, target_release, dry_run=True)
+        if plan.blocked:
+            _fail(_blocked_message(plan, "the plan cannot run"), EXIT_BLOCKED)
+        return
+
+    if plan.blocked:
+        _show_plan(plan, header, json_out=json_out, sql=False, target_release=target_release)
+        _fail(_blocked_message(plan, "nothing was changed"), EXIT_BLOCKED)
+    if not json_out:
+        _show_plan(plan, header, json_out=False, sql=False, target_release=target_release)
+    _confirm(yes, plan)
+    if backup is not None:
+        from migrator.backup import pg_dump_backup
+
+        _progress(f"backing up the database to {backup} (pg_dump --format=custom) ...")
+        size = pg_dump_backup(url, backup)
+        _progress(f"backup written: {backup} ({size:,} bytes)")
+    result = _run(url, plan, migrations, lock_timeout, ignore_active_sessions)
+    if json_out:
+        out = plan.to_json()
+        out.update(
+            final_version=result.final_version,
+            source=source,
+            target_release=target_release,
+        )
+        _print_json(out)
+    if target_release:
+        if compose_file is not None:
+            _pin_images(compose_file, target_release, dry_run=False)
+        from resolver.images import next_steps
+
+        for line in next_steps(target_release):
+            _progress(line)
+
+
+def _blocked_message(plan: Plan, outcome: str) -> str:
+    """One line naming every blocking step and why (a blocked plan lists them all)."""
+    steps = plan.blocked_steps
+    named = "; ".join(
+        f"{s.file or f'version {s.version} (no file)'}: {s.reason or 'blocked'}" for s in steps
+    )
+    return f"the plan is blocked by {len(steps)} step(s), {outcome}: {named}"
+
+
+def _with_releases(version: int, tags: list[str]) -> str:
+    return f"{version}" + (f" ({', '.join(tags)})" if tags else "")
+
+
+def _nothing_to_do(current: int, target: int, json_out: bool) -> None:
+    if target > current:
+        message = (
+            f"target {target} is above the current version {current}: this tool only "
+            "downgrades; use hatchet-migrate to upgrade"
+        )
+    else:
+        message = f"the database is already at {current}: nothing to do"
+    if json_out:
+        _print_json(
+            {
+                "from_version": current,
+                "to_version": target,
+                "steps": [],
+                "final_version": current,
+                "message": message,
+            }
+        )
+    else:
+        typer.echo(message)
+
+
+def _show_plan(
+    plan: Plan, header: dict[str, str], *, json_out: bool, sql: bool, target_release: str | None
+) -> None:
+    if sql:
+        from migrator.report import sql_script
+
+        sys.stdout.write(sql_script(plan))
+        return
+    if json_out:
+        out = plan.to_json()
+        out.update(source=plan.source, target_release=target_release, dry_run=True)
+        _print_json(out)
+        return
+    from migrator.report import render_plan
+
+    render_plan(plan, _console(stderr=False), header=header)
+
+
+def _no_color() -> bool:
+    return bool(os.environ.get("NO_COLOR"))
+
+
+def _console(*, stderr: bool) -> Console:
+    """A rich console; off a terminal it is wide enough that plan columns are never cut."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else 200
+    return Console(file=stream, no_color=_no_color(), width=width, highlight=False)
+
+
+def _confirm(yes: bool, plan: Plan) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        _fail(
+            "refusing to change the database without confirmation: stdin is not a terminal; "
+            "pass --yes",
+            EXIT_BAD_INPUT,
+        )
+    n = len(plan.steps)
+    if not typer.confirm(
+        f"Revert {n} migration(s), {plan.from_version} -> {plan.to_version}?", err=True
+    ):
+        _fail("cancelled; nothing was changed", EXIT_BAD_INPUT)
+
+
+def _progress(line: str) -> None:
+    typer.echo(line, err=True)
+
+
+@contextmanager
+def _step_progress(plan: Plan) -> Iterator[EventCallback]:
+    """Per-step progress on stderr: a rich bar on a terminal, plain lines otherwise."""
+    total = len(plan.steps)
+    index = {s.version: i for i, s in enumerate(plan.steps, start=1)}
+
+    def line(event: str, step: Step, elapsed: float) -> str | None:
+        n, name = index.get(step.version, 0), step.file or str(step.version)
+        if event == "done":
+            return f"[{n}/{total}] reverted {name} in {elapsed:.2f}s"
+        if event == "failed":
+            return f"[{n}/{total}] FAILED {name} after {elapsed:.2f}s"
+        return f"[{n}/{total}] reverting {name} ..." if event == "start" else None
+
+    if not sys.stderr.isatty():
+
+        def plain(event: str, step: Step, elapsed: float) -> None:
+            text = line(event, step, elapsed)
+            if text:
+                _progress(text)
+
+        yield plain
+        return
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.text import Text
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeElapsedColumn(), console=_console(stderr=True)) as bar:
+        task = bar.add_task("reverting", total=total)
+
+        def rich_event(event: str, step: Step, elapsed: float) -> None:
+            if event == "start":
+                bar.update(task, description=f"reverting {step.file or step.version}")
+                return
+            text = line(event, step, elapsed)
+            if text:
+                bar.console.print(Text(text, style="red" if event == "failed" else ""))
+            if event == "done":
+                bar.advance(task)
+
+        yield rich_event
+
+
+def _run(
+    url: str,
+    plan: Plan,
+    migrations: dict[int, MigrationFile],
+    lock_timeout: float,
+    ignore_active_sessions: bool,
+) -> RunResult:
+    from migrator.runner import run_plan
+
+    started = time.monotonic()
+    with _step_progress(plan) as on_event:
+        result = run_plan(
+            url,
+            plan,
+            migrations,
+            lock_timeout=lock_timeout,
+            ignore_active_sessions=ignore_active_sessions,
+            on_event=on_event,
+        )
+    done = sum(1 for s in result.steps if s.status == "done")
+    _progress(
+        f"done: {plan.from_version} -> {result.final_version}, {done} step(s) reverted "
+        f"in {time.monotonic() - started:.1f}s"
+    )
+    return result
+
+
+def _pin_images(compose_file: Path, release: str, *, dry_run: bool) -> None:
+    from resolver.images import diff, rewrite_compose_file
+
+    before = compose_file.read_text(encoding="utf-8")
+    result = rewrite_compose_file(compose_file, release, dry_run=dry_run)
+    for warning in result.warnings:
+        _progress(f"warning: {warning}")
+    if dry_run:
+        sys.stdout.write(diff(before, result.text, str(compose_file)))
+    elif result.changed:
+        _progress(
+            f"pinned {len(result.changes)} Hatchet image reference(s) in {compose_file} "
+            f"to {release} (original kept as {result.backup})"
+        )
+    else:
+        _progress(f"{compose_file}: every Hatchet image is already pinned to {release}")
 
 
 def main() -> None:

@@ -23,9 +23,12 @@ NO_TX_WARNING = (
     "no transaction: runs statement by statement; a failure leaves earlier statements applied"
 )
 EMPTY_DOWN_WARNING = (
-    "empty down: the Down section has no statements; what the up created stays behind"
+    "empty down: the Down section has no statements; "
+    "what the up created, changed or dropped stays as it is"
 )
-MISSING_DOWN_WARNING = "missing down: no Down section; what the up created stays behind"
+MISSING_DOWN_WARNING = (
+    "missing down: no Down section; what the up created, changed or dropped stays as it is"
+)
 
 # Object kinds whose DROP destroys rows even without CASCADE.
 _ALWAYS_DATA_LOSS = {

@@ -102,3 +102,37 @@ class Resolution:
             "commit": self.commit,
             "migrations": self.migrations,
         }
+
+
+@dataclass(frozen=True)
+class VersionPlace:
+    """Where a goose version sits among stable releases (newest release first in each tuple)."""
+
+    version: int
+    releases: tuple[str, ...]
+    """Releases whose last migration is exactly ``version``."""
+    after: str | None
+    """When no release ends at ``version``: the newest release ending below it."""
+    before: str | None
+    """When no release ends at ``version``: the oldest release ending above it."""
+    shipped_in: tuple[str, ...]
+    """Releases near ``version`` whose migration files include it."""
+
+    def describe(self) -> str:
+        if self.releases:
+            return ", ".join(self.releases)
+        if self.after and self.before:
+            return f"between {self.after} and {self.before}"
+        if self.after:
+            return f"newer than {self.after} (the newest release)"
+        if self.before:
+            return f"older than {self.before}"
+        return "no release"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "releases": list(self.releases),
+            "after": self.after,
+            "before": self.before,
+            "shipped_in": list(self.shipped_in),
+        }

@@ -19,7 +19,15 @@ from resolver.errors import EXIT_BLOCKED, BadInputError, ResolverError
 from resolver.gitblob import is_sha
 from resolver.http import Clock, GitHubHTTP, RequestStats, Sleep
 from resolver.listing import DirectoryLister, DirectoryMissing
-from resolver.models import FileKind, Listing, Release, RemoteFile, Resolution, migration_name
+from resolver.models import (
+    FileKind,
+    Listing,
+    Release,
+    RemoteFile,
+    Resolution,
+    VersionPlace,
+    migration_name,
+)
 from resolver.refs import RefDirectory
 from resolver.settings import GitHubSettings
 from resolver.tags import TagName, nearest_stable, parse_tag, sort_key
@@ -276,7 +284,12 @@ class Resolver:
         )
 
     def releases_at_version(self, version: int) -> list[str]:
-        """Stable releases whose LAST migration is ``version``, newest first.
+        """Stable releases whose LAST migration is ``version``, newest first."""
+        return list(self.place_version(version).releases)
+
+    def place_version(self, version: int) -> VersionPlace:
+        """Where ``version`` sits among stable releases: the releases whose last migration it is,
+        else the two releases it falls between, and the releases whose files hold it.
 
         Reading every release's listing would cost one request per release, so this bisects the
         releases (in semver order the newest migration almost always grows) to where ``version``
@@ -284,14 +297,17 @@ class Resolver:
         branches that break the order may be missed; the answer is informational.
         """
         ascending = list(reversed(self.releases()))
-        newest: dict[int, int] = {}
+        listings: dict[int, Listing | None] = {}
+
+        def listing_at(i: int) -> Listing | None:
+            if i not in listings:
+                listings[i] = self._release_listing(ascending[i])
+            return listings[i]
 
         def last(i: int) -> int:
-            if i not in newest:
-                listing = self._release_listing(ascending[i])
-                top = listing.newest if listing is not None else None
-                newest[i] = top.version if top is not None else 0
-            return newest[i]
+            listing = listing_at(i)
+            top = listing.newest if listing is not None else None
+            return top.version if top is not None else 0
 
         lo, hi = 0, len(ascending)
         while lo < hi:
@@ -300,19 +316,31 @@ class Resolver:
                 lo = mid + 1
             else:
                 hi = mid
-        found: list[str] = []
+        found: list[int] = []
         for indexes in (range(lo, len(ascending)), range(lo - 1, -1, -1)):
             misses = 0
             for i in indexes:
                 if last(i) == version:
-                    found.append(ascending[i].tag)
+                    found.append(i)
                     misses = 0
                 else:
                     misses += 1
                     if misses >= SCAN_SLACK or found:
                         break
-        by_tag = {r.tag: r for r in ascending}
-        return sorted(found, key=lambda tag: (by_tag[tag].version, tag), reverse=True)
+        holding = [
+            i
+            for i in range(lo, min(lo + SCAN_SLACK * 3, len(ascending)))
+            if (listing := listing_at(i)) is not None and version in listing.versions
+        ]
+        below = ascending[lo - 1].tag if lo > 0 and not found else None
+        above = ascending[lo].tag if lo < len(ascending) and not found else None
+        return VersionPlace(
+            version=version,
+            releases=tuple(ascending[i].tag for i in sorted(found, reverse=True)),
+            after=below,
+            before=above,
+            shipped_in=tuple(ascending[i].tag for i in sorted(holding, reverse=True)),
+        )
 
     def known_versions(self, *, limit: int | None = None) -> dict[int, list[str]]:
         """Version -> the stable releases whose LAST migration it is (newest release first).

@@ -59,13 +59,15 @@ def test_enum_values_added_by_the_up_are_irreversible() -> None:
 
 def test_empty_and_missing_down() -> None:
     assert step_warnings(kind="sql", down=_down(), up=None) == [
-        "empty down: the Down section has no statements; what the up created stays behind"
+        "empty down: the Down section has no statements; "
+        "what the up created, changed or dropped stays as it is"
     ]
     assert step_warnings(kind="sql", down=_down("", ""), up=None) == [
-        "empty down: the Down section has no statements; what the up created stays behind"
+        "empty down: the Down section has no statements; "
+        "what the up created, changed or dropped stays as it is"
     ]
     assert step_warnings(kind="sql", down=_down(present=False), up=None) == [
-        "missing down: no Down section; what the up created stays behind"
+        "missing down: no Down section; what the up created, changed or dropped stays as it is"
     ]
 
 
