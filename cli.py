@@ -457,8 +457,10 @@ def _downgrade(
     database_url: str | None,
     settings: GitHubSettings,
 ) -> None:
-    from migrator.database import connect
+    from migrator.database import connect, other_sessions
+    from migrator.errors import StepFailedError
     from migrator.planner import build_plan
+    from migrator.runner import refuse_sessions
     from migrator.versions import current_version, read_version_rows
 
     url = _require_database_url(database_url)
@@ -475,13 +477,15 @@ def _downgrade(
 
         with connect(url, read_only=True) as conn:
             rows = read_version_rows(conn)
+            sessions = other_sessions(conn)
+            dbname = conn.info.dbname
         current = current_version(rows)
         if target >= current:
             _nothing_to_do(current, target, json_out)
             return
 
         versions = _versions_to_revert(rows, target)
-        current_releases: list[str] = []
+        current_place = ""
         if migrations_dir is not None:
             from migrator.sources import load_directory
 
@@ -490,13 +494,19 @@ def _downgrade(
         else:
             assert resolver is not None
             migrations, source = _remote_migrations(resolver, from_ref, versions)
-            current_releases = resolver.releases_at_version(current)
+            current_place = resolver.place_version(current).describe()
     plan = build_plan(rows, migrations, target, source=source)
 
     header = {
-        "current": _with_releases(current, current_releases),
+        "current": f"{current} ({current_place})" if current_place else str(current),
         "target": f"{target}" + (f" ({target_release})" if target_release else ""),
         "source": source,
+        "sessions": (
+            f"{len(sessions)} other client session(s) connected: a real run refuses (exit 4) "
+            "unless they are stopped or --ignore-active-sessions is given"
+            if sessions
+            else "no other client sessions"
+        ),
     }
     if dry_run:
         _show_plan(plan, header, json_out=json_out, sql=sql, target_release=target_release)
@@ -511,6 +521,9 @@ def _downgrade(
         _fail(_blocked_message(plan, "nothing was changed"), EXIT_BLOCKED)
     if not json_out:
         _show_plan(plan, header, json_out=False, sql=False, target_release=target_release)
+    if not ignore_active_sessions:
+        # Fail before the prompt and the backup; run_plan checks again with the lock held.
+        refuse_sessions(sessions, dbname)
     _confirm(yes, plan)
     if backup is not None:
         from migrator.backup import pg_dump_backup
@@ -518,14 +531,22 @@ def _downgrade(
         _progress(f"backing up the database to {backup} (pg_dump --format=custom) ...")
         size = pg_dump_backup(url, backup)
         _progress(f"backup written: {backup} ({size:,} bytes)")
-    result = _run(url, plan, migrations, lock_timeout, ignore_active_sessions)
+    try:
+        result = _run(url, plan, migrations, lock_timeout, ignore_active_sessions)
+    except StepFailedError as exc:
+        if json_out:
+            # Scripts still get the plan with each step's status, and where the database is now.
+            with connect(url, read_only=True) as conn:
+                now = current_version(read_version_rows(conn))
+            out = plan.to_json()
+            out.update(final_version=now, source=source, target_release=target_release)
+            out.update(dry_run=False, error=exc.message)
+            _print_json(out)
+        raise
     if json_out:
         out = plan.to_json()
-        out.update(
-            final_version=result.final_version,
-            source=source,
-            target_release=target_release,
-        )
+        out.update(final_version=result.final_version, source=source)
+        out.update(target_release=target_release, dry_run=False)
         _print_json(out)
     if target_release:
         if compose_file is not None:
@@ -543,10 +564,6 @@ def _blocked_message(plan: Plan, outcome: str) -> str:
         f"{s.file or f'version {s.version} (no file)'}: {s.reason or 'blocked'}" for s in steps
     )
     return f"the plan is blocked by {len(steps)} step(s), {outcome}: {named}"
-
-
-def _with_releases(version: int, tags: list[str]) -> str:
-    return f"{version}" + (f" ({', '.join(tags)})" if tags else "")
 
 
 def _nothing_to_do(current: int, target: int, json_out: bool) -> None:
@@ -696,12 +713,11 @@ def _run(
 def _pin_images(compose_file: Path, release: str, *, dry_run: bool) -> None:
     from resolver.images import diff, rewrite_compose_file
 
-    before = compose_file.read_text(encoding="utf-8")
     result = rewrite_compose_file(compose_file, release, dry_run=dry_run)
     for warning in result.warnings:
         _progress(f"warning: {warning}")
     if dry_run:
-        sys.stdout.write(diff(before, result.text, str(compose_file)))
+        sys.stdout.write(diff(result.original, result.text, str(compose_file)))
     elif result.changed:
         _progress(
             f"pinned {len(result.changes)} Hatchet image reference(s) in {compose_file} "

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import psycopg
 
-from migrator.database import connect, other_sessions
+from migrator.database import SessionInfo, connect, other_sessions
 from migrator.errors import EXIT_BLOCKED, LockError, MigratorError, StepFailedError
 from migrator.lock import goose_lock
 from migrator.plan import Plan, Step
@@ -60,11 +60,16 @@ def _refuse_sessions(conn: psycopg.Connection[Any], exclude: Collection[int], ig
         sessions = other_sessions(conn, exclude_pids=exclude)
     except psycopg.Error as exc:
         raise MigratorError(f"cannot list the sessions connected to the database: {exc}") from None
+    refuse_sessions(sessions, conn.info.dbname)
+
+
+def refuse_sessions(sessions: Sequence[SessionInfo], dbname: str) -> None:
+    """Raise :class:`LockError` (exit 4) when other client sessions are connected."""
     if not sessions:
         return
     listed = "; ".join(s.describe() for s in sessions)
     raise LockError(
-        f"{len(sessions)} other client session(s) are connected to database {conn.info.dbname} "
+        f"{len(sessions)} other client session(s) are connected to database {dbname} "
         f"({listed}); a running Hatchet engine, API or migrate job would race the downgrade: "
         "stop them first (or pass --ignore-active-sessions if they are known to be harmless)"
     )

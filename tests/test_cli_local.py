@@ -259,6 +259,24 @@ def test_failing_step_names_the_statement_and_keeps_earlier_steps(
     assert version_ids(database_url)[-1] == 20250618090000
 
 
+def test_failing_step_with_json_still_prints_the_plan_and_where_it_stopped(
+    database_url: str, tmp_path: Path
+) -> None:
+    directory = migrations_with(tmp_path, "20250618090000_v1_0_14_drop_type_first.sql")
+    apply_up(database_url, directory)
+    result = cli(
+        ["downgrade", "--to-version", "20250604130000", "--yes", "--json"],
+        tmp_path,
+        database_url=database_url,
+        migrations=directory,
+    )
+    assert result.returncode == 1, str(result)
+    document = json.loads(result.stdout)
+    assert document["final_version"] == 20250618090000
+    assert [s["status"] for s in document["steps"]] == ["failed", "not run"]
+    assert "statement 2 of 3" in document["error"]
+
+
 # -- nothing to do -------------------------------------------------------------------------------
 
 
@@ -327,6 +345,26 @@ def test_another_session_refuses_the_run(
     )
     assert "hatchet-engine" in message and "--ignore-active-sessions" in message
     assert schema_snapshot(migrated) == before
+
+
+def test_another_session_is_refused_before_the_prompt_and_the_backup(
+    migrated: str, other_session: psycopg.Connection, tmp_path: Path
+) -> None:
+    dump = tmp_path / "before.dump"
+    args = ["downgrade", "--to-version", str(V8), "--backup", str(dump)]
+    message = refused(cli(args, tmp_path, database_url=migrated), 4)
+    assert "hatchet-engine" in message
+    assert "--yes" not in message  # the session check came first, not the confirmation
+    assert not dump.exists()
+
+
+def test_dry_run_names_other_sessions_but_still_exits_0(
+    migrated: str, other_session: psycopg.Connection, tmp_path: Path
+) -> None:
+    result = ok(
+        cli(["downgrade", "--to-version", str(V8), "--dry-run"], tmp_path, database_url=migrated)
+    )
+    assert "1 other client session(s) connected" in result.stdout
 
 
 def test_ignore_active_sessions_runs(
