@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from migrator.plan import Plan, Step
+from migrator.sqlparser import ends_with_semicolon
 
 __all__ = ["render_plan", "sql_script", "version_row_delete"]
 
@@ -85,7 +86,9 @@ def render_plan(plan: Plan, console: Console, *, header: Mapping[str, str] | Non
 def _terminated(statement: str) -> str:
     """The statement with a ``;`` psql will see, even after a trailing ``--`` comment."""
     last_line = statement.rstrip().rsplit("\n", 1)[-1]
-    if statement.rstrip().endswith(";") and "--" not in last_line and "/*" not in last_line:
+    # goose ended the statement on this line because its last word before any ``--`` word
+    # ends with ``;``; psql then sees that ``;`` too, unless a block comment is involved.
+    if ends_with_semicolon(last_line) and "/*" not in last_line:
         return statement.rstrip()
     return statement.rstrip() + "\n;"
 

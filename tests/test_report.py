@@ -170,3 +170,25 @@ def test_sql_script_runs_through_psql(database_url: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert _state(database_url) == ([0, 1], ["step 2", "step 3"], False, False)
+
+
+def test_sql_script_adds_no_empty_statement_after_a_trailing_comment() -> None:
+    plan = Plan(
+        from_version=2,
+        to_version=1,
+        steps=[
+            Step(
+                version=2,
+                file="00002_view.sql",
+                kind="sql",
+                transaction=True,
+                statements=[
+                    "DROP VIEW v; -- the view only\n",
+                    "SELECT 1 /* ; */",
+                    "SELECT 'a -- b;'",
+                ],
+            )
+        ],
+    )
+    script = sql_script(plan)
+    assert "DROP VIEW v; -- the view only\nSELECT 1 /* ; */\n;\nSELECT 'a -- b;'\n;\n" in script
