@@ -152,8 +152,10 @@ class Reply:
 
 
 def _describe(url: str) -> str:
+    # Host, port and path only: never the query string or any user info.
     parts = urlsplit(url)
-    return f"{parts.hostname}{parts.path}"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.hostname}{port}{parts.path}"
 
 
 def _error_message(response: httpx.Response) -> str:
