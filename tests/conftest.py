@@ -1,4 +1,5 @@
-"""Shared test fixtures: a fresh PostgreSQL database per test.
+"""Shared test fixtures: a fresh PostgreSQL database per test (empty, or migrated up through the
+fixture migrations), and a module-wide GitHub emulator.
 
 Where the server comes from, in order: ``TEST_DATABASE_URL``; else the machine's server at
 127.0.0.1:5432 (user postgres, trust auth); else a throwaway cluster started with
@@ -15,11 +16,15 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from fixtures.github_emulator import Emulator
+from tests.goose_up import FIXTURE_MIGRATIONS, FIXTURE_NEWEST, apply_up, version_ids
 
 LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -111,16 +116,45 @@ def pg_server_url() -> Iterator[str]:
         cluster.stop()
 
 
+@contextmanager
+def fresh_database(server_url: str, prefix: str = "hs_test") -> Iterator[str]:
+    """A new, empty database on ``server_url``; dropped on exit."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    params = conninfo_to_dict(server_url)
+    params["dbname"] = name
+    try:
+        yield make_conninfo("", **params)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
 def database_url(pg_server_url: str) -> Iterator[str]:
     """A new, empty database for this test alone; dropped afterwards."""
-    name = f"hs_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    params = conninfo_to_dict(pg_server_url)
-    params["dbname"] = name
-    try:
-        yield make_conninfo(**params)
-    finally:
-        with psycopg.connect(pg_server_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database(pg_server_url) as url:
+        yield url
+
+
+def migrate_fixtures(url: str) -> str:
+    """Migrate ``url`` up through every fixture migration and check it ends at the newest."""
+    apply_up(url, FIXTURE_MIGRATIONS)
+    assert version_ids(url)[-1] == FIXTURE_NEWEST
+    return url
+
+
+@pytest.fixture
+def migrated(database_url: str) -> str:
+    """The test database migrated up through every fixture migration."""
+    return migrate_fixtures(database_url)
+
+
+@pytest.fixture(scope="module")
+def gh() -> Iterator[Emulator]:
+    """One GitHub emulator per module serving the fixture history, anonymous only. Shared by the
+    whole module, so the anonymous quota is raised above what all its tests spend. Modules that
+    need a token or other options define their own ``gh``."""
+    with Emulator(anonymous_limit=100_000) as emulator:
+        yield emulator

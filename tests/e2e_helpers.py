@@ -117,3 +117,29 @@ def files_containing(directory: Path, needle: str) -> list[Path]:
     """Files under ``directory`` whose bytes contain ``needle``."""
     data = needle.encode()
     return [p for p in directory.rglob("*") if p.is_file() and data in p.read_bytes()]
+
+
+def run_cli_with_database(
+    args: Sequence[str], emulator: Emulator | None, tmp_path: Path, database_url: str | None
+) -> CliResult:
+    """Run the CLI with ``DATABASE_URL`` (when given) and stdin a pipe, never a terminal; a run
+    never prints a traceback."""
+    env = {"DATABASE_URL": database_url} if database_url is not None else {}
+    result = run_cli(args, emulator, cache_dir=tmp_path / "cache", env=env, input="")
+    assert "Traceback" not in result.stdout + result.stderr, str(result)
+    return result
+
+
+def ok(result: CliResult) -> CliResult:
+    """Exit 0 and no traceback."""
+    assert result.returncode == 0, str(result)
+    assert "Traceback" not in result.stdout + result.stderr, str(result)
+    return result
+
+
+def refused(result: CliResult, code: int) -> str:
+    """Exit ``code`` with one clear message on stderr (no traceback); returns the message."""
+    assert result.returncode == code, str(result)
+    assert result.stderr.strip(), str(result)
+    assert "Traceback" not in result.stdout + result.stderr, str(result)
+    return result.stderr

@@ -104,6 +104,7 @@ def apply_up(
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE_MIGRATIONS = REPO / "fixtures" / "migrations"
+FIXTURE_NEWEST = 20250611170000  # 20250611170000_v1_0_13.sql, the newest fixture migration
 FIXTURE_BROKEN = REPO / "fixtures" / "broken"
 
 

@@ -16,7 +16,14 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from tests.e2e_helpers import CliResult, clean_env, cli_command, run_cli
+from tests.e2e_helpers import (
+    CliResult,
+    clean_env,
+    cli_command,
+    ok,
+    refused,
+    run_cli_with_database,
+)
 from tests.goose_up import (
     FIXTURE_MIGRATIONS,
     apply_up,
@@ -43,26 +50,11 @@ def cli(
     database_url: str | None,
     migrations: Path | None = FIXTURE_MIGRATIONS,
 ) -> CliResult:
-    """Run the CLI offline with stdin a pipe (never a terminal); no traceback, ever."""
+    """Run the CLI offline with ``--migrations-dir``; see ``run_cli_with_database``."""
     argv = list(args)
     if migrations is not None:
         argv += ["--migrations-dir", str(migrations)]
-    env = {"DATABASE_URL": database_url} if database_url is not None else {}
-    result = run_cli(argv, None, cache_dir=tmp_path / "cache", env=env, input="")
-    assert "Traceback" not in result.stderr + result.stdout, str(result)
-    return result
-
-
-def ok(result: CliResult) -> CliResult:
-    assert result.returncode == 0, str(result)
-    return result
-
-
-def refused(result: CliResult, code: int) -> str:
-    """Exit ``code`` with a message on stderr; returns the message."""
-    assert result.returncode == code, str(result)
-    assert result.stderr.strip(), str(result)
-    return result.stderr
+    return run_cli_with_database(argv, None, tmp_path, database_url)
 
 
 def with_password(url: str) -> str:
@@ -70,14 +62,6 @@ def with_password(url: str) -> str:
     params = conninfo_to_dict(url)
     params["password"] = PASSWORD
     return make_conninfo("", **params)
-
-
-@pytest.fixture
-def migrated(database_url: str) -> str:
-    """The test database migrated up through every fixture migration."""
-    apply_up(database_url, FIXTURE_MIGRATIONS)
-    assert version_ids(database_url)[-1] == NEWEST
-    return database_url
 
 
 @pytest.fixture
@@ -238,20 +222,23 @@ def test_without_yes_and_no_terminal_nothing_changes(migrated: str, tmp_path: Pa
     assert schema_snapshot(migrated) == before
 
 
+def downgrade_through_broken_step(database_url: str, tmp_path: Path, *extra: str) -> CliResult:
+    """Migrate up through a set whose newest step fails at statement 2 of 3 on the way down, then
+    run ``downgrade --to-version 20250604130000 --yes EXTRA``."""
+    directory = migrations_with(tmp_path, "20250618090000_v1_0_14_drop_type_first.sql")
+    apply_up(database_url, directory)
+    return cli(
+        ["downgrade", "--to-version", "20250604130000", "--yes", *extra],
+        tmp_path,
+        database_url=database_url,
+        migrations=directory,
+    )
+
+
 def test_failing_step_names_the_statement_and_keeps_earlier_steps(
     database_url: str, tmp_path: Path
 ) -> None:
-    directory = migrations_with(tmp_path, "20250618090000_v1_0_14_drop_type_first.sql")
-    apply_up(database_url, directory)
-    message = refused(
-        cli(
-            ["downgrade", "--to-version", "20250604130000", "--yes"],
-            tmp_path,
-            database_url=database_url,
-            migrations=directory,
-        ),
-        1,
-    )
+    message = refused(downgrade_through_broken_step(database_url, tmp_path), 1)
     assert "20250618090000_v1_0_14_drop_type_first.sql" in message
     assert "statement 2 of 3" in message
     # the failed step rolled back as a whole: its table dropped by statement 1 is still there
@@ -262,14 +249,7 @@ def test_failing_step_names_the_statement_and_keeps_earlier_steps(
 def test_failing_step_with_json_still_prints_the_plan_and_where_it_stopped(
     database_url: str, tmp_path: Path
 ) -> None:
-    directory = migrations_with(tmp_path, "20250618090000_v1_0_14_drop_type_first.sql")
-    apply_up(database_url, directory)
-    result = cli(
-        ["downgrade", "--to-version", "20250604130000", "--yes", "--json"],
-        tmp_path,
-        database_url=database_url,
-        migrations=directory,
-    )
+    result = downgrade_through_broken_step(database_url, tmp_path, "--json")
     assert result.returncode == 1, str(result)
     document = json.loads(result.stdout)
     assert document["final_version"] == 20250618090000

@@ -7,20 +7,19 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from fixtures.github_emulator import Emulator
 from migrator.backup import find_pg_tool
-from tests.e2e_helpers import CliResult, run_cli
+from tests.conftest import fresh_database, migrate_fixtures
+from tests.e2e_helpers import ok, refused
+from tests.e2e_helpers import run_cli_with_database as cli
 from tests.goose_up import (
     FIXTURE_MIGRATIONS,
-    apply_up,
     relation_names,
     schema_snapshot,
     version_ids,
@@ -54,53 +53,11 @@ MARKERS = {
 NO_DOWN = {20250521090000}
 
 
-@pytest.fixture(scope="module")
-def gh() -> Iterator[Emulator]:
-    # Shared by the whole module, so the anonymous quota is raised above what all tests spend.
-    with Emulator(anonymous_limit=100_000) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def migrated(database_url: str) -> str:
-    apply_up(database_url, FIXTURE_MIGRATIONS)
-    return database_url
-
-
 @pytest.fixture
 def twin(pg_server_url: str) -> Iterator[str]:
     """A second fresh database, migrated up like ``migrated``."""
-    name = f"hs_twin_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    params = conninfo_to_dict(pg_server_url)
-    params["dbname"] = name
-    url = make_conninfo("", **params)
-    try:
-        apply_up(url, FIXTURE_MIGRATIONS)
-        yield url
-    finally:
-        with psycopg.connect(pg_server_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def cli(args: list[str], gh: Emulator, tmp_path: Path, database_url: str | None) -> CliResult:
-    """Run the CLI against the emulator with stdin a pipe; never a traceback."""
-    env = {"DATABASE_URL": database_url} if database_url is not None else {}
-    result = run_cli(args, gh, cache_dir=tmp_path / "cache", env=env, input="")
-    assert "Traceback" not in result.stdout + result.stderr, str(result)
-    return result
-
-
-def ok(result: CliResult) -> CliResult:
-    assert result.returncode == 0, str(result)
-    return result
-
-
-def refused(result: CliResult, code: int) -> str:
-    assert result.returncode == code, str(result)
-    assert result.stderr.strip(), str(result)
-    return result.stderr
+    with fresh_database(pg_server_url, prefix="hs_twin") as url:
+        yield migrate_fixtures(url)
 
 
 def git_blob_sha(path: Path) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.github_emulator import Emulator
-from tests.e2e_helpers import CliResult, files_containing, run_cli
+from tests.e2e_helpers import files_containing, ok, refused, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -26,19 +26,6 @@ def gh() -> Iterator[Emulator]:
 @pytest.fixture
 def cache(tmp_path: Path) -> Path:
     return tmp_path / "cache"
-
-
-def ok(result: CliResult) -> CliResult:
-    assert result.returncode == 0, str(result)
-    assert "Traceback" not in result.stderr, str(result)
-    return result
-
-
-def refused(result: CliResult, code: int) -> str:
-    """The run failed with ``code`` and one clear message (no traceback); returns stderr."""
-    assert result.returncode == code, str(result)
-    assert "Traceback" not in result.stderr and result.stderr.strip(), str(result)
-    return result.stderr
 
 
 def test_resolve_prints_exactly_the_version(gh: Emulator, cache: Path) -> None:

@@ -4,14 +4,13 @@ real database migrated up through the fixture migrations."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from fixtures.github_emulator import Emulator
-from tests.e2e_helpers import CliResult, run_cli
+from tests.e2e_helpers import CliResult, run_cli, run_cli_with_database
 from tests.goose_up import FIXTURE_MIGRATIONS, apply_up, schema_snapshot
 
 pytestmark = pytest.mark.e2e
@@ -20,23 +19,8 @@ NEWEST = 20250611170000
 ORPHAN = 20250620000000
 
 
-@pytest.fixture(scope="module")
-def gh() -> Iterator[Emulator]:
-    with Emulator(anonymous_limit=100_000) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def migrated(database_url: str) -> str:
-    apply_up(database_url, FIXTURE_MIGRATIONS)
-    return database_url
-
-
 def status(gh: Emulator, tmp_path: Path, database_url: str | None, *extra: str) -> CliResult:
-    env = {"DATABASE_URL": database_url} if database_url is not None else {}
-    result = run_cli(["status", *extra], gh, cache_dir=tmp_path / "cache", env=env, input="")
-    assert "Traceback" not in result.stdout + result.stderr, str(result)
-    return result
+    return run_cli_with_database(["status", *extra], gh, tmp_path, database_url)
 
 
 def status_json(gh: Emulator, tmp_path: Path, database_url: str) -> dict[str, object]:

@@ -227,27 +227,17 @@ class FakeGitHub:
             return side_effect
 
         base = re.escape(f"{API}/repos/{REPO}")
-        router.get(url__regex=rf"^{base}/git/matching-refs/tags/v$").mock(
-            side_effect=record(self.matching_refs)
-        )
-        router.get(url__regex=rf"^{base}/git/trees/(?P<expression>[^?]+)$").mock(
-            side_effect=record(self.tree)
-        )
-        router.get(url__regex=rf"^{base}/contents/(?P<path>[^?]+)\?").mock(
-            side_effect=record(self.contents)
-        )
-        router.get(url__regex=rf"^{base}/git/blobs/(?P<sha>[0-9a-f]+)$").mock(
-            side_effect=record(self.blob)
-        )
-        router.get(url__regex=rf"^{base}/git/tags/(?P<sha>[0-9a-f]+)$").mock(
-            side_effect=record(self.tag_object)
-        )
-        router.get(url__regex=rf"^{base}/commits/(?P<ref>.+)$").mock(
-            side_effect=record(self.commit)
-        )
-        router.get(
-            url__regex=rf"^{re.escape(RAW)}/{REPO}/(?P<commit_sha>[0-9a-f]{{40}})/(?P<path>.+)$"
-        ).mock(side_effect=record(self.raw))
+        get_routes = [
+            (rf"^{base}/git/matching-refs/tags/v$", self.matching_refs),
+            (rf"^{base}/git/trees/(?P<expression>[^?]+)$", self.tree),
+            (rf"^{base}/contents/(?P<path>[^?]+)\?", self.contents),
+            (rf"^{base}/git/blobs/(?P<sha>[0-9a-f]+)$", self.blob),
+            (rf"^{base}/git/tags/(?P<sha>[0-9a-f]+)$", self.tag_object),
+            (rf"^{base}/commits/(?P<ref>.+)$", self.commit),
+            (rf"^{re.escape(RAW)}/{REPO}/(?P<commit_sha>[0-9a-f]{{40}})/(?P<path>.+)$", self.raw),
+        ]
+        for pattern, handler in get_routes:
+            router.get(url__regex=pattern).mock(side_effect=record(handler))
         router.post(f"{API}/graphql").mock(side_effect=record(self.graphql))
 
     def count(self, fragment: str) -> int:

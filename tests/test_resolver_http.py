@@ -195,21 +195,19 @@ def test_a_304_to_a_conditional_request_is_not_counted_as_core() -> None:
     assert (http.stats.core, http.stats.not_modified) == (0, 1)
 
 
+@pytest.mark.parametrize(
+    ("text", "content_type", "message"),
+    [
+        pytest.param("<html>login</html>", "text/html", "HTML page", id="html-page"),
+        pytest.param('{"tree": [', "application/json", "malformed JSON", id="malformed-json"),
+    ],
+)
 @respx.mock
-def test_an_html_page_is_reported_as_such() -> None:
-    respx.get(f"{API}/x").respond(
-        200, text="<html>login</html>", headers={"content-type": "text/html"}
-    )
-    with pytest.raises(NetworkError, match="HTML page"):
-        client()[0].api_get("/x").json()
-
-
-@respx.mock
-def test_malformed_json_is_a_network_error() -> None:
-    respx.get(f"{API}/x").respond(
-        200, text='{"tree": [', headers={"content-type": "application/json"}
-    )
-    with pytest.raises(NetworkError, match="malformed JSON"):
+def test_a_body_that_is_not_json_is_a_network_error(
+    text: str, content_type: str, message: str
+) -> None:
+    respx.get(f"{API}/x").respond(200, text=text, headers={"content-type": content_type})
+    with pytest.raises(NetworkError, match=message):
         client()[0].api_get("/x").json()
 
 
