@@ -268,9 +268,8 @@ def status(
             settings = _settings(api_url, token, repo, migrations_path, cache_dir, offline)
             with _resolver(settings) as resolver:
                 place = resolver.place_version(current)
-                newest = resolver.releases()[0]
-                known = resolver.listing(newest.tag).versions
-                known_from = newest.tag
+                newest = resolver.newest_listing()
+                known, known_from = newest.versions, newest.ref
                 for v in applied:
                     if v not in known:
                         shipped[v] = list(resolver.place_version(v).shipped_in)
@@ -351,7 +350,7 @@ def _remote_migrations(
                 raise
             # Some versions are in no release (orphan rows): plan from the newest release and
             # let the planner block exactly those steps.
-            listing = resolver.listing(resolver.releases()[0].tag)
+            listing = resolver.newest_listing()
     wanted = [f for f in listing.files if f.version in set(versions)]
     contents = resolver.fetch_files(listing, [f.name for f in wanted])
     source = f"{listing.ref} ({listing.commit[:12]})"

@@ -211,6 +211,17 @@ class Resolver:
             ) from None
         return Listing(ref, commit, files)
 
+    def _stable_releases(self) -> list[Release]:
+        """Stable releases newest first; a repository without any cannot supply down SQL."""
+        releases = self.releases()
+        if not releases:
+            raise ResolverError(f"{self._settings.repo} has no stable releases", EXIT_BLOCKED)
+        return releases
+
+    def newest_listing(self) -> Listing:
+        """The migration files of the newest stable release (the migrations now in force)."""
+        return self.listing(self._stable_releases()[0].tag)
+
     def _commit_exists(self, sha: str) -> bool:
         try:
             self._refs.commit_of(sha)
@@ -251,9 +262,7 @@ class Resolver:
         first hit, or after a run of releases too old to hold the newest version wanted.
         """
         wanted = frozenset(versions)
-        releases = self.releases()
-        if not releases:
-            raise ResolverError(f"{self._settings.repo} has no stable releases", EXIT_BLOCKED)
+        releases = self._stable_releases()
         seen: set[int] = set()
         stale = 0
         checked = 0

@@ -294,6 +294,25 @@ def test_find_source_blocks_naming_versions_no_release_has(
     assert "20250813183355" not in caught.value.message
 
 
+def test_newest_listing_is_the_newest_stable_release(
+    fake_github: FakeGitHub, tmp_path: Path
+) -> None:
+    with make(tmp_path) as resolver:
+        assert resolver.newest_listing().ref == resolver.releases()[0].tag
+
+
+def test_a_repository_without_stable_releases_blocks_cleanly(
+    fake_github: FakeGitHub, tmp_path: Path
+) -> None:
+    fake_github.tags = {n: t for n, t in fake_github.tags.items() if "-" in n}
+    with make(tmp_path) as resolver:
+        for call in (resolver.newest_listing, lambda: resolver.find_source([20250813183355])):
+            with pytest.raises(ResolverError) as caught:
+                call()
+            assert caught.value.exit_code == 3
+            assert "has no stable releases" in caught.value.message
+
+
 def test_releases_whose_last_migration_is_a_version(
     fake_github: FakeGitHub, tmp_path: Path
 ) -> None:
