@@ -538,13 +538,13 @@ def _downgrade(
             with connect(url, read_only=True) as conn:
                 now = current_version(read_version_rows(conn))
             out = plan.to_json()
-            out.update(final_version=now, source=source, target_release=target_release)
+            out.update(final_version=now, target_release=target_release)
             out.update(dry_run=False, error=exc.message)
             _print_json(out)
         raise
     if json_out:
         out = plan.to_json()
-        out.update(final_version=result.final_version, source=source)
+        out.update(final_version=result.final_version)
         out.update(target_release=target_release, dry_run=False)
         _print_json(out)
     if target_release:
@@ -597,7 +597,7 @@ def _show_plan(
         return
     if json_out:
         out = plan.to_json()
-        out.update(source=plan.source, target_release=target_release, dry_run=True)
+        out.update(target_release=target_release, dry_run=True)
         _print_json(out)
         return
     from migrator.report import render_plan
