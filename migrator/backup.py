@@ -13,9 +13,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from psycopg import ProgrammingError
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
 
+from migrator.database import parse_url, scrub_secrets
 from migrator.errors import BadInputError, MigratorError
 
 # libpq connection parameters and the environment variables libpq reads them from.
@@ -81,12 +81,7 @@ def pg_environment(url: str) -> tuple[dict[str, str], list[str], str | None]:
     Parameters libpq cannot read from the environment go into a ``--dbname`` connection string
     (they are never secrets: a secret without a variable is refused).
     """
-    if not url.strip():
-        raise BadInputError("no database URL to back up")
-    try:
-        params = {k: str(v) for k, v in conninfo_to_dict(url).items() if v is not None}
-    except ProgrammingError:
-        raise BadInputError("the database URL is malformed") from None
+    params = {k: str(v) for k, v in parse_url(url).items() if v is not None}
     if secret := _SECRET_PARAMS & params.keys():
         raise BadInputError(
             f"--backup cannot pass {', '.join(sorted(secret))} to pg_dump safely; use a key "
@@ -100,10 +95,6 @@ def pg_environment(url: str) -> tuple[dict[str, str], list[str], str | None]:
             rest["dbname"] = env.pop("PGDATABASE")
         args.append(f"--dbname={make_conninfo(**rest)}")
     return env, args, params.get("password")
-
-
-def _masked(text: str, secret: str | None) -> str:
-    return text.replace(secret, "********") if secret else text
 
 
 def pg_dump_backup(url: str, out_file: Path) -> int:
@@ -146,7 +137,7 @@ def pg_dump_backup(url: str, out_file: Path) -> int:
         except OSError as exc:
             raise MigratorError(f"could not run {pg_dump}: {exc.strerror}") from None
         if proc.returncode != 0:
-            detail = _masked(proc.stderr.strip(), password) or "no error message"
+            detail = scrub_secrets(proc.stderr.strip(), url, password) or "no error message"
             raise MigratorError(f"pg_dump failed (exit code {proc.returncode}): {detail}")
         size = out_file.stat().st_size
         if size == 0:

@@ -60,20 +60,21 @@ def _secrets_in(url: str) -> list[str]:
     return [s for s in found if s]
 
 
-def _scrub(text: str, url: str, password: str | None = None) -> str:
+def scrub_secrets(text: str, url: str, password: str | None = None) -> str:
     """``text`` with every possible password from ``url`` (and ``password``) masked."""
     for secret in sorted({*_secrets_in(url), *([password] if password else [])}, key=len)[::-1]:
         text = text.replace(secret, _REDACTED)
     return text
 
 
-def _parse(url: str) -> dict[str, Any]:
+def parse_url(url: str) -> dict[str, Any]:
+    """libpq connection parameters of ``url``; BadInputError (password-free) when malformed."""
     if not url or not url.strip():
         raise BadInputError("the database URL is empty")
     try:
         params = conninfo_to_dict(url)
     except psycopg.Error as exc:
-        lines = _scrub(str(exc).strip(), url).splitlines()
+        lines = scrub_secrets(str(exc).strip(), url).splitlines()
         detail = lines[0] if lines else "cannot be parsed"
         raise BadInputError(f"malformed database URL {redact_url(url)}: {detail}") from None
     port = params.get("port")
@@ -88,7 +89,7 @@ def connect(url: str, *, read_only: bool = False) -> psycopg.Connection[Any]:
     Raises :class:`BadInputError` for a malformed URL and :class:`MigratorError` (exit 1) when the
     server cannot be reached or refuses the login.
     """
-    params = _parse(url)
+    params = parse_url(url)
     password = params.get("password")
     extra: dict[str, Any] = {"application_name": APPLICATION_NAME}
     if "connect_timeout" not in params:
@@ -96,7 +97,7 @@ def connect(url: str, *, read_only: bool = False) -> psycopg.Connection[Any]:
     try:
         conn = psycopg.connect(url, autocommit=True, **extra)
     except psycopg.Error as exc:
-        detail = _scrub(str(exc).strip(), url, str(password) if password else None)
+        detail = scrub_secrets(str(exc).strip(), url, str(password) if password else None)
         raise MigratorError(f"cannot connect to the database {redact_url(url)}: {detail}") from None
     try:
         conn.execute("SET statement_timeout = 0")
