@@ -18,10 +18,14 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from rich.console import Console
 
     from migrator.plan import Plan, Step
-    from migrator.runner import EventCallback, RunResult
+    from migrator.planner import PlanOptions
+    from migrator.profile import Catalog, Profile
+    from migrator.runner import EventCallback, Replan, RunResult
     from migrator.sources import MigrationFile
     from migrator.versions import VersionRow
     from resolver.models import VersionPlace
@@ -326,35 +330,48 @@ def status(
 # downgrade
 
 
-def _versions_to_revert(rows: list[VersionRow], target: int) -> list[int]:
-    """The versions goose's down-to would revert, found by planning with no files at all."""
-    from migrator.planner import build_plan
-
-    return [s.version for s in build_plan(rows, {}, target).steps]
-
-
 def _remote_migrations(
-    resolver: Resolver, from_ref: str | None, versions: list[int]
+    resolver: Resolver,
+    from_ref: str | None,
+    versions: list[int],
+    profile: Profile,
 ) -> tuple[dict[int, MigrationFile], str]:
-    """Fetch from GitHub the files of every version to revert; returns them and the ref used."""
+    """Fetch from GitHub the files of every version to revert; returns them and the ref used.
+
+    Versions the profile knows as renamed or deleted come from the release that shipped them
+    (their file is in no newer release); the rest from one source ref.
+    """
     from migrator.sources import collect
     from resolver.errors import ResolverError
 
+    orphans = [v for v in versions if v in profile.renamed]
+    wanted_versions = [v for v in versions if v not in profile.renamed]
     if from_ref:
         listing = resolver.listing(from_ref)
     else:
         try:
-            listing = resolver.find_source(versions)
+            listing = resolver.find_source(wanted_versions or versions, budget=10)
         except ResolverError as exc:
             if exc.exit_code != EXIT_BLOCKED:
                 raise
             # Some versions are in no release (orphan rows): plan from the newest release and
             # let the planner block exactly those steps.
             listing = resolver.newest_listing()
-    wanted = [f for f in listing.files if f.version in set(versions)]
+    needed = set(versions) | profile.reads_for(versions)
+    wanted = [f for f in listing.files if f.version in needed]
     contents = resolver.fetch_files(listing, [f.name for f in wanted])
     source = f"{listing.ref} ({listing.commit[:12]})"
     found = collect(contents, origin=source, blob_shas={f.name: f.sha for f in wanted})
+    for version in orphans:
+        if version in found:
+            continue
+        hit = resolver.find_file(version, profile.renamed[version].shipped_in, budget=10)
+        if hit is None:
+            continue
+        older, item = hit
+        data = resolver.fetch_files(older, [item.name])
+        origin = f"{older.ref} ({older.commit[:12]})"
+        found.update(collect(data, origin=origin, blob_shas={item.name: item.sha}))
     return found, source
 
 
@@ -399,6 +416,30 @@ def downgrade(
     allow_prerelease: Annotated[
         bool, typer.Option("--allow-prerelease", help="Accept a pre-release target.")
     ] = False,
+    no_patches: Annotated[
+        bool,
+        typer.Option(
+            "--no-patches",
+            help="Run upstream's downs exactly as they are (broken ones fail as upstream's do): "
+            "no patches, no data fixes, no enum rebuilds.",
+        ),
+    ] = False,
+    trust_go_ports: Annotated[
+        bool,
+        typer.Option(
+            "--trust-go-ports",
+            help="Run a Go port even when the source file's SHA differs from the one it was "
+            "written for.",
+        ),
+    ] = False,
+    skip_orphan: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--skip-orphan",
+            metavar="VERSION",
+            help="Delete just this orphan row, running no down (repeatable).",
+        ),
+    ] = None,
     database_url: DatabaseUrl = None,
     api_url: ApiUrl = DEFAULT_API_URL,
     token: Token = None,
@@ -408,6 +449,8 @@ def downgrade(
     offline: Offline = False,
 ) -> None:
     """Revert every applied migration newer than the target, newest first (goose down-to)."""
+    from migrator.planner import PlanOptions
+
     if (to_release is None) == (to_version is None):
         _fail("give exactly one of --to-release and --to-version", EXIT_BAD_INPUT)
     if sql and not dry_run:
@@ -433,6 +476,11 @@ def downgrade(
             backup=backup,
             compose_file=compose_file,
             allow_prerelease=allow_prerelease,
+            options=PlanOptions(
+                no_patches=no_patches,
+                trust_go_ports=trust_go_ports,
+                skip_orphans=frozenset(skip_orphan or ()),
+            ),
             database_url=database_url,
             settings=_settings(api_url, token, repo, migrations_path, cache_dir, offline),
         )
@@ -453,37 +501,46 @@ def _downgrade(
     backup: Path | None,
     compose_file: Path | None,
     allow_prerelease: bool,
+    options: PlanOptions,
     database_url: str | None,
     settings: GitHubSettings,
 ) -> None:
+    from migrator.catalog import ConnectionCatalog
     from migrator.database import connect, other_sessions
     from migrator.errors import StepFailedError
-    from migrator.planner import build_plan
+    from migrator.hatchet.profile import PROFILE
+    from migrator.planner import build_plan, versions_to_revert
     from migrator.runner import refuse_sessions
     from migrator.versions import current_version, read_version_rows
 
     url = _require_database_url(database_url)
+    profile = PROFILE
     with ExitStack() as stack:
         resolver: Resolver | None = None
         if to_release is not None or migrations_dir is None:
             resolver = stack.enter_context(_resolver(settings))
         target_release: str | None = None
+        target_versions: frozenset[int] | None = None
         if to_release is not None and resolver is not None:
             resolution = resolver.resolve(to_release, allow_prerelease=allow_prerelease)
             target, target_release = resolution.version, resolution.release
+            target_versions = resolution.listing.versions
         else:
             target = _parse_version(to_version or "")
+        _refuse_below_floor(target, profile)
 
-        with connect(url, read_only=True) as conn:
-            rows = read_version_rows(conn)
-            sessions = other_sessions(conn)
-            dbname = conn.info.dbname
+        conn = stack.enter_context(connect(url, read_only=True))
+        rows = read_version_rows(conn)
+        sessions = other_sessions(conn)
+        dbname = conn.info.dbname
         current = current_version(rows)
         if target >= current:
             _nothing_to_do(current, target, json_out)
             return
 
-        versions = _versions_to_revert(rows, target)
+        versions = versions_to_revert(
+            rows, target, profile=profile, target_versions=target_versions
+        )
         current_place = ""
         if migrations_dir is not None:
             from migrator.sources import load_directory
@@ -492,9 +549,22 @@ def _downgrade(
             source = str(migrations_dir)
         else:
             assert resolver is not None
-            migrations, source = _remote_migrations(resolver, from_ref, versions)
-            current_place = resolver.place_version(current).describe()
-    plan = build_plan(rows, migrations, target, source=source)
+            migrations, source = _remote_migrations(resolver, from_ref, versions, profile)
+            current_place = resolver.place_version(current, budget=0).describe()
+
+        def replan(now: Sequence[VersionRow], catalog: Catalog) -> Plan:
+            return build_plan(
+                now,
+                migrations,
+                target,
+                source=source,
+                profile=profile,
+                catalog=catalog,
+                options=options,
+                target_versions=target_versions,
+            )
+
+        plan = replan(rows, ConnectionCatalog(conn))
 
     header = {
         "current": f"{current} ({current_place})" if current_place else str(current),
@@ -531,7 +601,7 @@ def _downgrade(
         size = pg_dump_backup(url, backup)
         _progress(f"backup written: {backup} ({size:,} bytes)")
     try:
-        result = _run(url, plan, migrations, lock_timeout, ignore_active_sessions)
+        result = _run(url, plan, replan, lock_timeout, ignore_active_sessions)
     except StepFailedError as exc:
         if json_out:
             # Scripts still get the plan with each step's status, and where the database is now.
@@ -554,6 +624,17 @@ def _downgrade(
 
         for line in next_steps(target_release):
             _progress(line)
+
+
+def _refuse_below_floor(target: int, profile: Profile) -> None:
+    """Below the project's first release with goose downs there is nothing to migrate down to."""
+    if profile.floor_version is not None and 0 < target < profile.floor_version:
+        _fail(
+            f"version {target} is older than {profile.floor_release} ({profile.floor_version}), "
+            f"the oldest release a downgrade can reach: releases before it have no goose "
+            "migrations to migrate down to",
+            EXIT_BAD_INPUT,
+        )
 
 
 def _blocked_message(plan: Plan, outcome: str) -> str:
@@ -685,7 +766,7 @@ def _step_progress(plan: Plan) -> Iterator[EventCallback]:
 def _run(
     url: str,
     plan: Plan,
-    migrations: dict[int, MigrationFile],
+    replan: Replan,
     lock_timeout: float,
     ignore_active_sessions: bool,
 ) -> RunResult:
@@ -696,7 +777,7 @@ def _run(
         result = run_plan(
             url,
             plan,
-            migrations,
+            replan,
             lock_timeout=lock_timeout,
             ignore_active_sessions=ignore_active_sessions,
             on_event=on_event,

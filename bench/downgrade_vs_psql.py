@@ -121,7 +121,7 @@ def final_version(url: str) -> int:
 
 def with_run_plan(url: str, migrations: dict[int, MigrationFile], plan: Plan) -> float:
     started = time.perf_counter()
-    run_plan(url, plan, migrations, lock_timeout=10)
+    run_plan(url, plan, lambda rows, _catalog: build_plan(rows, migrations, 0), lock_timeout=10)
     return time.perf_counter() - started
 
 

@@ -16,7 +16,7 @@ from pglast import ast, enums
 
 from migrator.sqlparser import ParsedSQL
 
-__all__ = ["step_warnings"]
+__all__ = ["data_loss_warnings", "step_warnings"]
 
 GO_WARNING = "go: Go migration compiled into hatchet-migrate; no SQL to run"
 NO_TX_WARNING = (
@@ -117,6 +117,11 @@ def _scan(statements: list[str], label: str, check: Callable[[Any], list[str]]) 
         for stmt in parsed:
             out.extend(check(stmt))
     return out
+
+
+def data_loss_warnings(statements: list[str]) -> list[str]:
+    """``data loss:`` warnings for statements a port or patch sends (not parsed by goose)."""
+    return list(dict.fromkeys(_scan(statements, "", _data_loss)))
 
 
 def step_warnings(

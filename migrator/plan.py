@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 StepKind = Literal["sql", "go", "missing"]
 StepStatus = Literal["ready", "blocked", "done", "failed", "not run"]
+StepAction = Literal["upstream", "port", "patch", "row only", "blocked"]
+"""What the step sends: upstream's down, a Go port, a patched down, or only the row DELETE."""
 
 
 @dataclass
@@ -31,6 +33,17 @@ class Step:
     source: str | None = None
     """Where the file came from: a directory or a git ref."""
     blob_sha: str | None = None
+    action: StepAction = "upstream"
+    patch_reason: str | None = None
+    """Why the step runs corrected SQL instead of upstream's (set for patched steps)."""
+    data_loss: list[str] = field(default_factory=list)
+    """Rows the step removes or changes because the older schema cannot hold them."""
+    below_target: bool = False
+    """A renamed row at or below the target that the target release does not ship."""
+
+    @property
+    def patched(self) -> bool:
+        return self.action == "patch"
 
     @property
     def blocked(self) -> bool:
@@ -45,7 +58,13 @@ class Step:
             "statements": len(self.statements),
             "warnings": list(self.warnings),
             "status": self.status,
+            "action": self.action,
+            "patched": self.patched,
         }
+        if self.patch_reason:
+            out["patch_reason"] = self.patch_reason
+        if self.data_loss:
+            out["data_loss"] = list(self.data_loss)
         if self.reason:
             out["reason"] = self.reason
         if self.source:
@@ -64,6 +83,8 @@ class Plan:
     steps: list[Step] = field(default_factory=list)
     source: str | None = None
     """The directory or git ref the down SQL comes from."""
+    notes: list[str] = field(default_factory=list)
+    """Plan-level warnings (e.g. orphan rows left below the target)."""
 
     @property
     def blocked_steps(self) -> list[Step]:
@@ -86,4 +107,6 @@ class Plan:
         }
         if self.source:
             out["source"] = self.source
+        if self.notes:
+            out["notes"] = list(self.notes)
         return out

@@ -50,7 +50,7 @@ def render_plan(plan: Plan, console: Console, *, header: Mapping[str, str] | Non
         return
 
     with_blobs = any(step.blob_sha for step in plan.steps)
-    columns = ["version", "file", "kind", "transaction", "statements", "status"]
+    columns = ["version", "file", "kind", "runs", "transaction", "statements", "status"]
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     for column in columns + (["blob"] if with_blobs else []):
         table.add_column(column, no_wrap=True)
@@ -60,6 +60,7 @@ def render_plan(plan: Plan, console: Console, *, header: Mapping[str, str] | Non
             str(step.version),
             Text(step.file or "(no file)"),
             step.kind,
+            step.action,
             "yes" if step.transaction else "no",
             str(len(step.statements)),
             Text(step.status, style=status_style.get(step.status, "")),
@@ -132,7 +133,11 @@ def sql_script(plan: Plan) -> str:
             )
             continue
         mode = "transaction" if step.transaction else "NO TRANSACTION: each statement on its own"
-        lines = [_comment(f"{title}\n{mode}")]
+        notes = [f"runs: {step.action}"]
+        if step.patch_reason:
+            notes.append(f"patched: {step.patch_reason}")
+        notes += [f"data loss: {what}" for what in step.data_loss]
+        lines = [_comment(f"{title}\n{mode}\n" + "\n".join(notes))]
         if step.transaction:
             lines.append("BEGIN;")
         for statement in step.statements:

@@ -10,22 +10,30 @@ a transactional step commits both together or neither.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import psycopg
 
+from migrator.catalog import ConnectionCatalog
 from migrator.database import SessionInfo, connect, other_sessions
 from migrator.errors import EXIT_BLOCKED, LockError, MigratorError, StepFailedError
 from migrator.lock import goose_lock
 from migrator.plan import Plan, Step
-from migrator.planner import build_plan
-from migrator.sources import MigrationFile
-from migrator.versions import VERSION_TABLE, current_version, read_version_rows
+from migrator.profile import Catalog
+from migrator.versions import (
+    VERSION_TABLE,
+    VersionRow,
+    applied_versions,
+    current_version,
+    read_version_rows,
+)
 
 EventName = Literal["start", "done", "failed"]
 EventCallback = Callable[[str, Step, float], None]
+Replan = Callable[[Sequence[VersionRow], Catalog], Plan]
+"""Builds the plan again from the version rows and catalog as they are (same inputs otherwise)."""
 
 DELETE_VERSION_SQL = f"DELETE FROM {VERSION_TABLE} WHERE version_id = %s"
 
@@ -75,8 +83,10 @@ def refuse_sessions(sessions: Sequence[SessionInfo], dbname: str) -> None:
     )
 
 
-def _signature(plan: Plan) -> list[tuple[int, str | None, str, bool, list[str]]]:
-    return [(s.version, s.file, s.kind, s.transaction, list(s.statements)) for s in plan.steps]
+def _signature(plan: Plan) -> list[tuple[int, str | None, str, str, bool, list[str]]]:
+    return [
+        (s.version, s.file, s.kind, s.action, s.transaction, list(s.statements)) for s in plan.steps
+    ]
 
 
 def _refuse_changed(approved: Plan, fresh: Plan) -> None:
@@ -191,14 +201,34 @@ def _mark_not_run(steps: Sequence[Step]) -> None:
             step.status = "not run"
 
 
+def _check_position(conn: psycopg.Connection[Any], step: Step, reverted: Sequence[Step]) -> None:
+    """goose re-reads the table before each step; the step's version must be the current one
+    (or, for a renamed row below the target, still applied)."""
+    rows = read_version_rows(conn)
+    if step.below_target:
+        if step.version in applied_versions(rows):
+            return
+        found = f"version {step.version} is no longer applied"
+    else:
+        current = current_version(rows)
+        if current == step.version:
+            return
+        found = f"found {current}"
+    done = ", ".join(_step_name(s) for s in reverted) or "none"
+    raise MigratorError(
+        f"the database changed during the run: expected version {step.version} "
+        f"before {_step_name(step)}, {found}; stopped before it "
+        f"(already reverted in this run: {done})"
+    )
+
+
 def run_plan(
     url: str,
     plan: Plan,
-    migrations: Mapping[int, MigrationFile],
+    replan: Replan,
     *,
     lock_timeout: float = 300.0,
     ignore_active_sessions: bool = False,
-    env: Mapping[str, str] | None = None,
     on_event: EventCallback | None = None,
 ) -> RunResult:
     """Revert ``plan``'s steps in order; returns the final version.
@@ -211,7 +241,7 @@ def run_plan(
     if not plan.steps:
         with connect(url, read_only=True) as conn:
             rows = read_version_rows(conn)
-        _refuse_changed(plan, build_plan(rows, migrations, plan.to_version, env=env))
+            _refuse_changed(plan, replan(rows, ConnectionCatalog(conn)))
         return RunResult(final_version=current_version(rows), steps=[])
 
     conn = connect(url)
@@ -220,18 +250,11 @@ def run_plan(
         with goose_lock(url, timeout=lock_timeout) as lock_pid:
             # Checked again with the lock held: a session may have connected meanwhile.
             _refuse_sessions(conn, (lock_pid,), ignore_active_sessions)
-            fresh = build_plan(read_version_rows(conn), migrations, plan.to_version, env=env)
+            fresh = replan(read_version_rows(conn), ConnectionCatalog(conn))
             _refuse_changed(plan, fresh)
             reverted: list[Step] = []
             for step in plan.steps:
-                current = current_version(read_version_rows(conn))
-                if current != step.version:
-                    done = ", ".join(_step_name(s) for s in reverted) or "none"
-                    raise MigratorError(
-                        f"the database changed during the run: expected version {step.version} "
-                        f"before {_step_name(step)}, found {current}; stopped before it "
-                        f"(already reverted in this run: {done})"
-                    )
+                _check_position(conn, step, reverted)
                 _run_step(conn, step, reverted, on_event)
                 reverted.append(step)
             final = current_version(read_version_rows(conn))

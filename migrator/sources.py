@@ -8,6 +8,7 @@ a ``.go`` without one is skipped, and duplicate versions are an error.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,7 +34,20 @@ class MigrationFile:
 
 
 _SQL_EXT, _GO_EXT = ".sql", ".go"
+
+
+def blob_sha(data: bytes) -> str:
+    """The git blob id of ``data``: what ports and patches are keyed by."""
+    digest = hashlib.sha1(b"blob %d\0" % len(data), usedforsecurity=False)
+    digest.update(data)
+    return digest.hexdigest()
+
+
 _GO_INT64 = re.compile(r"[+-]?[0-9]+")
+
+
+def _sha_of(content: bytes | None) -> str | None:
+    return None if content is None else blob_sha(content)
 
 
 def _version_of(name: str) -> int | str:
@@ -94,7 +108,7 @@ def collect(
             kind=kind,
             content=files[name],
             origin=origin,
-            blob_sha=shas.get(name),
+            blob_sha=shas.get(name) or _sha_of(files[name]),
         )
     for version, names in sorted(by_version.items()):
         if len(names) > 1:

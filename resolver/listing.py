@@ -104,14 +104,10 @@ class DirectoryLister:
         checked against the commit itself so an unknown SHA is told apart from a missing
         directory.
         """
-        key = f"listing/{commit}-" + hashlib.sha256(self._path.encode()).hexdigest()[:16]
-        cached = self._cache.read_json(key)
-        if isinstance(cached, dict):
-            if cached.get("missing") is True:
-                raise DirectoryMissing(commit)
-            entries = self._cached_entries(cached)
-            if entries is not None:
-                return to_files(entries)
+        key = self._key(commit)
+        files = self.cached_files_at(commit)
+        if files is not None:
+            return files
         if self._offline:
             raise offline_miss(f"listing of {self._path} at {commit}")
         try:
@@ -123,6 +119,21 @@ class DirectoryLister:
             raise
         self._cache.write_json(key, {"missing": False, "entries": [list(e) for e in entries]})
         return to_files(entries)
+
+    def cached_files_at(self, commit: str) -> tuple[RemoteFile, ...] | None:
+        """The cached listing at ``commit`` without any request: ``None`` on a cache miss,
+        :class:`DirectoryMissing` when the cache remembers that the directory is absent."""
+        cached = self._cache.read_json(self._key(commit))
+        if isinstance(cached, dict):
+            if cached.get("missing") is True:
+                raise DirectoryMissing(commit)
+            entries = self._cached_entries(cached)
+            if entries is not None:
+                return to_files(entries)
+        return None
+
+    def _key(self, commit: str) -> str:
+        return f"listing/{commit}-" + hashlib.sha256(self._path.encode()).hexdigest()[:16]
 
     @staticmethod
     def _cached_entries(cached: dict[str, Any]) -> list[Entry] | None:

@@ -203,6 +203,20 @@ class RefDirectory:
             raise BadInputError(f"tag {tag.name} does not point at a commit")
         return sha
 
+    def cached_peel(self, tag: TagRef) -> str | None:
+        """The commit a tag points at if it is known without a request, else ``None``."""
+        sha, kind = tag.sha, tag.type
+        for _ in range(MAX_PEEL):
+            if kind == "commit":
+                return sha
+            if kind != "tag":
+                return None
+            cached = self._cache.read_json(f"tagobj/{sha}")
+            if not (isinstance(cached, list) and len(cached) == 2):
+                return None
+            sha, kind = str(cached[0]), str(cached[1])
+        return None
+
     def commit_of(self, ref: str) -> str:
         """The commit SHA of a branch, tag or (abbreviated) commit, via ``commits/{ref}``.
 

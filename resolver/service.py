@@ -6,10 +6,13 @@ costs a single 304 revalidation of the tag list, which spends no quota.
 
 from __future__ import annotations
 
+import enum
 import re
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 from types import TracebackType
+from typing import Literal
 
 import httpx
 
@@ -49,6 +52,32 @@ FIRST_GOOSE_RELEASE = "v0.55.0"
 STALE_RUN = 10
 # releases_at_version looks this many releases past the bisection point before giving up.
 SCAN_SLACK = 3
+
+
+class _Unknown(enum.Enum):
+    """A release listing that is not cached and that the request budget does not allow."""
+
+    LISTING = 0
+
+
+UNKNOWN = _Unknown.LISTING
+Known = Listing | None | Literal[_Unknown.LISTING]
+"""A release's listing, ``None`` when the release predates the directory, or ``UNKNOWN``."""
+
+
+@dataclass
+class _Budget:
+    """How many more release listings may be read from GitHub (``None``: no limit)."""
+
+    left: int | None
+
+    def take(self) -> bool:
+        if self.left is None:
+            return True
+        if self.left <= 0:
+            return False
+        self.left -= 1
+        return True
 
 
 class Resolver:
@@ -241,6 +270,29 @@ class Resolver:
             return None
         return Listing(release.tag, commit, files)
 
+    def _cached_release_listing(self, release: Release) -> Known:
+        """A release's listing from the cache alone (no request): ``UNKNOWN`` on a miss."""
+        commit = release.commit
+        if commit is None:
+            ref = next((t for t in self._refs.tags() if t.name == release.tag), None)
+            commit = self._refs.cached_peel(ref) if ref is not None else None
+            if commit is None:
+                return UNKNOWN
+        try:
+            files = self._lister.cached_files_at(commit)
+        except DirectoryMissing:
+            return None
+        return UNKNOWN if files is None else Listing(release.tag, commit, files)
+
+    def _budgeted_listing(self, release: Release, budget: _Budget) -> Known:
+        """The cached listing, else one read from GitHub if ``budget`` allows it."""
+        known = self._cached_release_listing(release)
+        if known is not UNKNOWN:
+            return known
+        if not budget.take():
+            return UNKNOWN
+        return self._release_listing(release)  # offline: the usual "run once online" error
+
     # -- contents -----------------------------------------------------------------------------
 
     def fetch_files(self, listing: Listing, names: Iterable[str]) -> dict[str, bytes]:
@@ -255,19 +307,25 @@ class Resolver:
 
     # -- sources ------------------------------------------------------------------------------
 
-    def find_source(self, versions: Collection[int]) -> Listing:
+    def find_source(self, versions: Collection[int], *, budget: int | None = None) -> Listing:
         """The newest stable release whose listing holds every one of ``versions``.
 
         Walks releases newest first (listings come from the cache when they can) and stops at the
-        first hit, or after a run of releases too old to hold the newest version wanted.
+        first hit, or after a run of releases too old to hold the newest version wanted. The
+        newest release usually holds them all, so a cold search costs one listing. ``budget``
+        caps how many listings are read from GitHub (cached ones are free); when it runs out the
+        search stops and fails as if no release matched.
         """
         wanted = frozenset(versions)
         releases = self._stable_releases()
+        allowance = _Budget(budget)
         seen: set[int] = set()
         stale = 0
         checked = 0
         for release in releases:
-            listing = self._release_listing(release)
+            listing = self._budgeted_listing(release, allowance)
+            if listing is UNKNOWN:
+                break
             checked += 1
             have = listing.versions if listing is not None else frozenset()
             seen |= wanted & have
@@ -285,18 +343,49 @@ class Resolver:
             problem = f"no stable release has version(s) {listed}"
         else:
             problem = "no single stable release has all of them"
+        span = f"{releases[0].tag} down to {releases[checked - 1].tag}" if checked else "none"
         raise ResolverError(
             f"cannot find the down migrations to run: {problem} (checked the {checked} newest "
-            f"releases, {releases[0].tag} down to {releases[checked - 1].tag}); pass --from-ref "
-            "REF or --migrations-dir DIR",
+            f"releases, {span}); pass --from-ref REF or --migrations-dir DIR",
             EXIT_BLOCKED,
         )
+
+    def find_file(
+        self, version: int, hint_tags: Sequence[str] = (), *, budget: int | None = None
+    ) -> tuple[Listing, RemoteFile] | None:
+        """A release listing holding ``version`` and its file, for a version that the source ref
+        lacks (deleted or renamed later): ``fetch_files(listing, [file.name])`` gets its bytes.
+
+        Tries ``hint_tags`` first (one listing each; names that are not tags of the repository
+        cost nothing and are skipped, as are tags without the migrations directory), then the
+        releases :meth:`place_version` finds shipping it (``budget`` is passed on). ``None``
+        when none of them has it.
+        """
+        refs = {ref.name: ref for ref in self._refs.tags()}
+        for tag in dict.fromkeys(t.strip() for t in hint_tags):
+            ref = refs.get(tag)
+            if ref is None:
+                continue
+            commit = self._refs.peel(ref)
+            try:
+                listing = Listing(tag, commit, self._lister.files_at(commit, commit_known=True))
+            except DirectoryMissing:
+                continue
+            hit = _file_with(listing, version)
+            if hit is not None:
+                return listing, hit
+        for tag in self.place_version(version, budget=budget).shipped_in:
+            listing = self.listing(tag)
+            hit = _file_with(listing, version)
+            if hit is not None:
+                return listing, hit
+        return None
 
     def releases_at_version(self, version: int) -> list[str]:
         """Stable releases whose LAST migration is ``version``, newest first."""
         return list(self.place_version(version).releases)
 
-    def place_version(self, version: int) -> VersionPlace:
+    def place_version(self, version: int, *, budget: int | None = None) -> VersionPlace:
         """Where ``version`` sits among stable releases: the releases whose last migration it is,
         else the two releases it falls between, and the releases whose files hold it.
 
@@ -304,32 +393,58 @@ class Resolver:
         releases (in semver order the newest migration almost always grows) to where ``version``
         would be, then scans outwards until ``SCAN_SLACK`` releases in a row do not match. Patch
         branches that break the order may be missed; the answer is informational.
+
+        ``budget`` caps how many listings are read from GitHub (cached ones are free). Once it
+        is spent the bisection goes on over the cached listings only (the newest release's is
+        looked at first: after ``find_source`` it is usually cached and often the answer), so
+        ``budget=0`` costs no request at all; the answer is then the best the known listings
+        give: fewer ``releases``, or a wider ``after``/``before`` range.
         """
         ascending = list(reversed(self.releases()))
-        listings: dict[int, Listing | None] = {}
+        n = len(ascending)
+        allowance = _Budget(budget)
+        listings: dict[int, Known] = {}
 
-        def listing_at(i: int) -> Listing | None:
+        def listing_at(i: int) -> Known:
+            # UNKNOWN is kept too: it means the budget is spent, and it never grows back
             if i not in listings:
-                listings[i] = self._release_listing(ascending[i])
+                listings[i] = self._budgeted_listing(ascending[i], allowance)
             return listings[i]
 
-        def last(i: int) -> int:
+        def last(i: int) -> int | None:
             listing = listing_at(i)
+            if listing is UNKNOWN:
+                return None
             top = listing.newest if listing is not None else None
             return top.version if top is not None else 0
 
-        lo, hi = 0, len(ascending)
+        if budget is not None and n:
+            last(n - 1)
+        lo, hi = 0, n
         while lo < hi:
             mid = (lo + hi) // 2
-            if last(mid) < version:
+            top = last(mid)
+            if top is None:
+                # the budget is spent: go on over the listings already known
+                known = [i for i in range(lo, hi) if last(i) is not None]
+                if not known:
+                    break
+                mid = known[len(known) // 2]
+                top = last(mid)
+                assert top is not None
+            if top < version:
                 lo = mid + 1
             else:
                 hi = mid
+        # lo == hi unless the budget ran out: then the releases in [lo, hi) are not known
         found: list[int] = []
-        for indexes in (range(lo, len(ascending)), range(lo - 1, -1, -1)):
+        for indexes in (range(hi, n), range(hi - 1, -1, -1)):
             misses = 0
             for i in indexes:
-                if last(i) == version:
+                top = last(i)
+                if top is None:
+                    break
+                if top == version:
                     found.append(i)
                     misses = 0
                 else:
@@ -338,11 +453,11 @@ class Resolver:
                         break
         holding = [
             i
-            for i in range(lo, min(lo + SCAN_SLACK * 3, len(ascending)))
-            if (listing := listing_at(i)) is not None and version in listing.versions
+            for i in range(lo, min(hi + SCAN_SLACK * 3, n))
+            if isinstance(listing := listing_at(i), Listing) and version in listing.versions
         ]
         below = ascending[lo - 1].tag if lo > 0 and not found else None
-        above = ascending[lo].tag if lo < len(ascending) and not found else None
+        above = ascending[hi].tag if hi < n and not found else None
         return VersionPlace(
             version=version,
             releases=tuple(ascending[i].tag for i in sorted(found, reverse=True)),
@@ -364,3 +479,8 @@ class Resolver:
             if newest is not None:
                 result.setdefault(newest.version, []).append(release.tag)
         return result
+
+
+def _file_with(listing: Listing, version: int) -> RemoteFile | None:
+    """The first file of ``listing`` (by name) with ``version``, if any."""
+    return next((f for f in listing.files if f.version == version), None)

@@ -66,7 +66,9 @@ def test_down_sections_are_split_as_goose_splits_them(
     assert len(steps[V2].statements) == 1
     assert "DROP TRIGGER" in steps[V2].statements[0]
     assert "DROP FUNCTION" in steps[V2].statements[0]
-    assert steps[V3].statements == []
+    # The Down is empty; the enum label its up added goes by recreating the type.
+    [rebuild] = steps[V3].statements
+    assert rebuild.startswith("DO ") and "v1_task_status" in rebuild
     assert steps[V4].transaction is False
 
 
@@ -86,7 +88,7 @@ def test_go_step_is_blocked_and_listed_with_the_rest(
     assert plan.blocked
     [go] = plan.blocked_steps
     assert (go.version, go.kind, go.transaction) == (GO7, "go", False)
-    assert go.reason == "Go migration: no port available yet"
+    assert go.reason is not None and "has no Python port" in go.reason
     assert plan.steps[-1].status == "ready"  # the simulation went on past the Go step
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import psycopg
@@ -13,9 +13,10 @@ from migrator.errors import LockError, MigratorError, StepFailedError
 from migrator.lock import GOOSE_LOCK_IDS
 from migrator.plan import Plan, Step
 from migrator.planner import build_plan
-from migrator.runner import run_plan
+from migrator.profile import Catalog
+from migrator.runner import Replan, run_plan
 from migrator.sources import MigrationFile, load_directory
-from migrator.versions import read_version_rows
+from migrator.versions import VersionRow, read_version_rows
 from tests.goose_up import (
     FIXTURE_MIGRATIONS,
     apply_up,
@@ -39,9 +40,18 @@ def plan_for(url: str, migrations: Mapping[int, MigrationFile], target: int) -> 
         return build_plan(read_version_rows(conn), migrations, target)
 
 
+def replanner(migrations: Mapping[int, MigrationFile], plan: Plan) -> Replan:
+    """What the CLI hands run_plan: the same plan inputs, rebuilt from the rows as they are."""
+
+    def replan(rows: Sequence[VersionRow], catalog: Catalog) -> Plan:
+        return build_plan(rows, migrations, plan.to_version, catalog=catalog)
+
+    return replan
+
+
 def downgrade(url: str, migrations: Mapping[int, MigrationFile], target: int) -> int:
     plan = plan_for(url, migrations, target)
-    return run_plan(url, plan, migrations, lock_timeout=2).final_version
+    return run_plan(url, plan, replanner(migrations, plan), lock_timeout=2).final_version
 
 
 def columns(url: str, table: str) -> list[str]:
@@ -109,7 +119,7 @@ def test_down_to_the_first_release_and_to_zero(database_url: str) -> None:
     result = run_plan(
         database_url,
         plan,
-        migrations,
+        replanner(migrations, plan),
         on_event=lambda e, step, _t: events.append((e, step.version)),
     )
     assert result.final_version == V0
@@ -121,8 +131,9 @@ def test_down_to_the_first_release_and_to_zero(database_url: str) -> None:
     assert columns(database_url, "v1_task") == ["id", "tenant_id", "status", "updated_at"]
     assert not exists(database_url, "SELECT count(*) FROM pg_proc WHERE proname = 'v1_task_touch'")
     assert not exists(database_url, "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal")
-    # PostgreSQL cannot drop an enum value: the empty down leaves it.
-    assert enum_labels(database_url, "v1_task_status") == ["QUEUED", "RUNNING", "CANCELLED"]
+    # PostgreSQL cannot drop an enum value: the type is recreated without the label the
+    # reverted up added (its Down is empty), so a later re-upgrade can add it again.
+    assert enum_labels(database_url, "v1_task_status") == ["QUEUED", "RUNNING"]
     assert version_ids(database_url) == [0, V0]
 
     # Target 0 reverts the first migration too; it has no Down, so only its row goes.
@@ -145,7 +156,7 @@ def test_blocked_plan_is_refused_before_touching_anything(database_url: str) -> 
     before = schema_snapshot(database_url)
     plan = plan_for(database_url, migrations, V6)  # crosses the Go migration
     with pytest.raises(MigratorError) as err:
-        run_plan(database_url, plan, migrations, lock_timeout=1)
+        run_plan(database_url, plan, replanner(migrations, plan), lock_timeout=1)
     assert err.value.exit_code == 3
     assert "20250430000000_v1_0_7.go" in str(err.value)
     assert schema_snapshot(database_url) == before
@@ -166,7 +177,7 @@ def test_failing_statement_rolls_its_step_back_and_keeps_earlier_steps(
     plan = plan_for(database_url, migrations, V13)
     events: list[tuple[str, int]] = []
     with pytest.raises(StepFailedError) as err:
-        run_plan(database_url, plan, migrations,
+        run_plan(database_url, plan, replanner(migrations, plan),
                  on_event=lambda e, step, _t: events.append((e, step.version)))  # fmt: skip
     message = str(err.value)
     assert err.value.exit_code == 1
@@ -199,7 +210,7 @@ def test_failing_no_transaction_step_leaves_earlier_statements_applied(
 
     plan = plan_for(database_url, migrations, V13)
     with pytest.raises(StepFailedError) as err:
-        run_plan(database_url, plan, migrations)
+        run_plan(database_url, plan, replanner(migrations, plan))
     message = str(err.value)
     assert BROKEN_NOTX in message
     assert "statement 2 of 3" in message
@@ -222,7 +233,7 @@ def test_plan_made_before_the_database_changed_is_refused(database_url: str) -> 
     apply_up(database_url, FIXTURE_MIGRATIONS, to_version=V6)  # someone migrated up meanwhile
     before = schema_snapshot(database_url)
     with pytest.raises(MigratorError) as err:
-        run_plan(database_url, plan, migrations, lock_timeout=1)
+        run_plan(database_url, plan, replanner(migrations, plan), lock_timeout=1)
     assert "changed since the plan was made" in str(err.value)
     assert schema_snapshot(database_url) == before
 
@@ -233,7 +244,7 @@ def test_plan_with_different_statements_is_refused(database_url: str) -> None:
     plan = plan_for(database_url, migrations, V0)
     plan.steps[0] = Step(**{**plan.steps[0].__dict__, "statements": ["DROP TABLE tenant;"]})
     with pytest.raises(MigratorError, match="changed since the plan was made"):
-        run_plan(database_url, plan, migrations, lock_timeout=1)
+        run_plan(database_url, plan, replanner(migrations, plan), lock_timeout=1)
     assert "tenant" in relation_names(database_url)
 
 
@@ -245,7 +256,7 @@ def test_another_connected_session_refuses_the_run(database_url: str) -> None:
     with psycopg.connect(database_url, application_name="hatchet-engine") as engine:
         engine_pid = engine.info.backend_pid
         with pytest.raises(LockError) as err:
-            run_plan(database_url, plan, migrations, lock_timeout=1)
+            run_plan(database_url, plan, replanner(migrations, plan), lock_timeout=1)
         assert err.value.exit_code == 4
         assert str(engine_pid) in str(err.value)
         assert "hatchet-engine" in str(err.value)
@@ -253,7 +264,9 @@ def test_another_connected_session_refuses_the_run(database_url: str) -> None:
         assert plan.steps[0].status == "not run"
 
         fresh = plan_for(database_url, migrations, V0)
-        result = run_plan(database_url, fresh, migrations, ignore_active_sessions=True)
+        result = run_plan(
+            database_url, fresh, replanner(migrations, fresh), ignore_active_sessions=True
+        )
     assert result.final_version == V0
 
 
@@ -265,7 +278,7 @@ def test_goose_lock_held_elsewhere_refuses_the_run(database_url: str) -> None:
     with psycopg.connect(database_url, autocommit=True) as migrate:
         migrate.execute("SELECT pg_advisory_lock(%s)", (GOOSE_LOCK_IDS[1],))
         with pytest.raises(LockError) as err:
-            run_plan(database_url, plan, migrations, lock_timeout=0.3,
+            run_plan(database_url, plan, replanner(migrations, plan), lock_timeout=0.3,
                      ignore_active_sessions=True)  # fmt: skip
     assert err.value.exit_code == 4
     assert "lock" in str(err.value)

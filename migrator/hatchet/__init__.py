@@ -1,0 +1,1 @@
+"""Hatchet's profile: ports of its Go migrations, patched downs and history quirks."""
