@@ -111,18 +111,22 @@ DEFAULT_MIGRATIONS_PATH = "cmd/hatchet-migrate/migrate/migrations"
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
+    from migrator.database import scrub_message  # no password, in any form, in any message
+
+    typer.echo(scrub_message(f"error: {message}"), err=True)
     raise typer.Exit(code)
 
 
 @contextmanager
 def _errors() -> Iterator[None]:
     """Turn the packages' error values into one clear message and the contract's exit code."""
+    from migrator.database import scrubbed_output
     from migrator.errors import MigratorError
     from resolver.errors import ResolverError
 
     try:
-        yield
+        with scrubbed_output():  # stdout/stderr (echo, rich, JSON) never carry a password
+            yield
     except (MigratorError, ResolverError) as exc:
         _fail(exc.message, exc.exit_code)
     except KeyboardInterrupt:
@@ -156,7 +160,9 @@ def _resolver(settings: GitHubSettings) -> Resolver:
 
 
 def _print_json(obj: Any) -> None:
-    typer.echo(json.dumps(obj, indent=2, default=str))
+    from migrator.database import scrub_json  # before json.dumps escapes anything
+
+    typer.echo(json.dumps(scrub_json(obj), indent=2, default=str))
 
 
 def _require_database_url(url: str | None) -> str:
@@ -312,7 +318,7 @@ def status(
             for v in orphans:
                 where = shipped.get(v)
                 note = f" (shipped in {', '.join(where)})" if where else " (no release has it)"
-                typer.echo(f"  {v}{note if v in shipped else ''}")
+                typer.echo(f"  {v}{note if v in shipped else ''}{_orphan_fate(v)}")
         else:
             typer.echo(f"orphan rows:     none (judged against {known_from})")
         if sessions:
@@ -324,6 +330,19 @@ def status(
                 )
         else:
             typer.echo("other sessions:  none")
+
+
+def _orphan_fate(version: int) -> str:
+    """What the profile knows of an orphan version: renamed (to what) or deleted upstream."""
+    from migrator.hatchet.profile import PROFILE
+
+    renamed = PROFILE.renamed.get(version)
+    became = renamed.became if renamed else PROFILE.rewritten_ids.get(version)
+    if became:
+        return f"; renamed upstream to {became}, a downgrade reverts it once"
+    if renamed:
+        return f"; deleted upstream, a downgrade reverts it with {renamed.file}"
+    return ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -593,7 +612,7 @@ def _downgrade(
     if not ignore_active_sessions:
         # Fail before the prompt and the backup; run_plan checks again with the lock held.
         refuse_sessions(sessions, dbname)
-    _confirm(yes, plan)
+    _confirm(yes, plan, _describe_database(url))
     if backup is not None:
         from migrator.backup import pg_dump_backup
 
@@ -699,7 +718,17 @@ def _console(*, stderr: bool) -> Console:
     return Console(file=stream, no_color=_no_color(), width=width, highlight=False)
 
 
-def _confirm(yes: bool, plan: Plan) -> None:
+def _describe_database(url: str) -> str:
+    """host:port/dbname of ``url``, never the password."""
+    from migrator.database import parse_url
+
+    params = parse_url(url)
+    host = params.get("host") or params.get("hostaddr") or "local socket"
+    port = params.get("port") or "5432"
+    return f"{host}:{port}/{params.get('dbname') or params.get('user') or '?'}"
+
+
+def _confirm(yes: bool, plan: Plan, database: str) -> None:
     if yes:
         return
     if not sys.stdin.isatty():
@@ -709,9 +738,17 @@ def _confirm(yes: bool, plan: Plan) -> None:
             EXIT_BAD_INPUT,
         )
     n = len(plan.steps)
-    if not typer.confirm(
-        f"Revert {n} migration(s), {plan.from_version} -> {plan.to_version}?", err=True
-    ):
+    losses = [w for s in plan.steps for w in s.warnings if w.startswith("data loss:")]
+    rows = [what for s in plan.steps for what in s.data_loss]
+    patched = sum(1 for s in plan.steps if s.patched)
+    for what in rows:
+        _progress(f"rows that go: {what}")
+    question = (
+        f"Revert {n} migration(s) on {database}, {plan.from_version} -> {plan.to_version} "
+        f"({len(losses)} data-loss warning(s), {len(rows)} of them rows that do not fit the "
+        f"older schema; {patched} patched step(s))?"
+    )
+    if not typer.confirm(question, err=True):
         _fail("cancelled; nothing was changed", EXIT_BAD_INPUT)
 
 

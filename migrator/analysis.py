@@ -16,7 +16,7 @@ from pglast import ast, enums
 
 from migrator.sqlparser import ParsedSQL
 
-__all__ = ["data_loss_warnings", "step_warnings"]
+__all__ = ["data_loss_warnings", "dropped_tables", "step_warnings"]
 
 GO_WARNING = "go: Go migration compiled into hatchet-migrate; no SQL to run"
 NO_TX_WARNING = (
@@ -117,6 +117,16 @@ def _scan(statements: list[str], label: str, check: Callable[[Any], list[str]]) 
         for stmt in parsed:
             out.extend(check(stmt))
     return out
+
+
+def dropped_tables(statements: list[str]) -> set[str]:
+    """Unqualified names of the tables that top-level ``DROP TABLE`` statements remove."""
+    names: set[str] = set()
+    for sql in statements:
+        for stmt in _parse(sql) or ():
+            if isinstance(stmt, ast.DropStmt) and stmt.removeType == enums.ObjectType.OBJECT_TABLE:
+                names |= {_object_name(obj).rsplit(".", 1)[-1] for obj in stmt.objects or ()}
+    return names
 
 
 def data_loss_warnings(statements: list[str]) -> list[str]:

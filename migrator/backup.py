@@ -2,7 +2,8 @@
 
 The connection details are handed to pg_dump as ``PG*`` environment variables, never on its
 command line, so the password is not visible in ``ps`` output nor in any message: pg_dump's
-own error text is passed on with any occurrence of the password masked.
+own error text is passed on with every form of anything that may be the password masked
+(:func:`migrator.database.scrub`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from psycopg.conninfo import make_conninfo
 
-from migrator.database import parse_url, scrub_secrets
+from migrator.database import parse_url, scrub
 from migrator.errors import BadInputError, MigratorError
 
 # libpq connection parameters and the environment variables libpq reads them from.
@@ -137,7 +138,8 @@ def pg_dump_backup(url: str, out_file: Path) -> int:
         except OSError as exc:
             raise MigratorError(f"could not run {pg_dump}: {exc.strerror}") from None
         if proc.returncode != 0:
-            detail = scrub_secrets(proc.stderr.strip(), url, password) or "no error message"
+            # Every form of every candidate password (of the URL, PGPASSWORD) is masked.
+            detail = scrub(proc.stderr.strip(), url, extra=[password]) or "no error message"
             raise MigratorError(f"pg_dump failed (exit code {proc.returncode}): {detail}")
         size = out_file.stat().st_size
         if size == 0:

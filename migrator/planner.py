@@ -18,7 +18,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from migrator.analysis import data_loss_warnings, step_warnings
+from migrator.analysis import data_loss_warnings, dropped_tables, step_warnings
 from migrator.datacheck import count as count_rows
 from migrator.datacheck import data_conflicts
 from migrator.enum_rebuild import added_enum_labels, label_usage_fixes, rebuild_statement
@@ -259,8 +259,15 @@ def _enum_rebuilds(step: Step, migration: MigrationFile, ctx: _Context) -> None:
     up = _parse_up(migration, ctx.options.env)
     if up is None:
         return
+    # Rows of tables the step drops go with the table; a DELETE after the drop would fail.
+    dropped = dropped_tables(step.statements)
     for type_name, labels in added_enum_labels(list(up.statements)).items():
-        _apply_data_fixes(step, label_usage_fixes(ctx.catalog, type_name, labels), ctx, after=True)
+        fixes = [
+            fix
+            for fix in label_usage_fixes(ctx.catalog, type_name, labels)
+            if fix.table.rsplit(".", 1)[-1].strip('"') not in dropped
+        ]
+        _apply_data_fixes(step, fixes, ctx, after=True)
         step.statements.append(rebuild_statement(type_name, labels))
         listed = ", ".join(repr(label) for label in labels)
         step.warnings = [w for w in step.warnings if not (w.startswith("irreversible: enum value"))]

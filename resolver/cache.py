@@ -2,7 +2,9 @@
 
 Layout: ``<cache dir>/github-v1/<api host>/<owner>/<repo>/`` holding ``blobs/<sha>`` (raw bytes,
 immutable, re-verified against the SHA on every read) and ``json/<key>.json`` (small JSON
-documents in an envelope). Directories are 0700 and files 0600; writes go to a temporary file that
+documents in an envelope; directory listings among them are re-verified against their git tree
+id by ``resolver.listing`` on every read, and dropped with :meth:`Cache.discard_json` when they
+fail). Directories are 0700 and files 0600; writes go to a temporary file that
 is renamed into place, so a crash never leaves half an entry. An entry that cannot be read back
 (bad JSON, wrong envelope, wrong SHA) is deleted and treated as a miss. Writing is best effort: a
 read-only or full disk only costs the next run some requests. No header, URL query or token is
@@ -48,7 +50,7 @@ class Cache:
 
     def read_json(self, key: str) -> Any | None:
         """The value stored under ``key``, or ``None`` (missing or corrupt: then removed)."""
-        path = self._json_path(key)
+        path = self.json_path(key)
         try:
             raw = path.read_bytes()
         except OSError:
@@ -67,9 +69,14 @@ class Cache:
 
     def write_json(self, key: str, value: Any) -> None:
         data = json.dumps({"format": FORMAT, "key": key, "value": value}, sort_keys=True)
-        self._write(self._json_path(key), data.encode())
+        self._write(self.json_path(key), data.encode())
 
-    def _json_path(self, key: str) -> Path:
+    def discard_json(self, key: str) -> None:
+        """Remove the entry under ``key`` (one that failed a check of its content)."""
+        self._discard(self.json_path(key))
+
+    def json_path(self, key: str) -> Path:
+        """The file holding ``key`` (for messages that name it)."""
         if _KEY.fullmatch(key) is None or ".." in key:
             raise ValueError(f"bad cache key {key!r}")
         return self.root / "json" / f"{key}.json"

@@ -1,28 +1,145 @@
-"""The migrations directory at one commit: names, blob SHAs and sizes in one request.
+"""The migrations directory at one commit: every entry with its mode and SHA, verified.
 
 Asks the git trees API for ``{commit}:{path}`` (one request, no recursion). A truncated tree, or
 a server whose trees API refuses the expression, falls back to the contents API. A 404 means the
 directory does not exist at that commit (Hatchet before v0.55.0) once the commit itself is known
 to exist. Listings are cached by commit SHA and path: a commit never changes, so they are never
 revalidated, and a missing directory is remembered as well.
+
+Every listing is checked against the directory's git tree id, whether it was just fetched or
+read back from the cache: the tree object of the id GitHub gave for ``{commit}:{path}`` is
+rebuilt from the listing's entries (mode, name and SHA of EVERY entry of the directory, not only
+the migration files: subdirectories are entries of mode 40000, symlinks 120000, submodules
+160000) and hashed. Where the id comes from, per path:
+
+* trees API: the answer's own ``sha`` is the tree's id, in the same request.
+* contents API after a truncated tree: the ``sha`` of that truncated trees answer (the same
+  ``{commit}:{path}``); modes come from the truncated tree's entries where it lists them.
+* contents API after a 422: it is asked for the ``application/vnd.github.object+json`` shape,
+  whose top-level ``sha`` is the directory's tree id (same request); a server that answers with
+  the plain array instead costs one more request, the parent directory's listing (contents API;
+  the commit's ``tree`` for a directory at the root), whose entry for the directory carries its
+  id. The contents API gives no modes: files are taken as 100644, and if the tree does not match
+  that guess (an executable file, a submodule listed as a file) the tree is read once by its id
+  through the trees API, which gives the modes.
+
+A fetched listing that fails the check is refused (exit 1, nothing cached). A cached one that
+fails is removed from the cache and fetched again; with ``--offline`` it is an error (exit 2)
+naming the cache file. Not covered by the tree id: blob sizes (the bytes themselves are verified
+by SHA when they are fetched) and a cached "no directory at this commit" entry.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from resolver.cache import Cache
-from resolver.errors import BadInputError, HTTPStatusError, NetworkError, NotFoundError
-from resolver.gitblob import is_sha
+from resolver.errors import (
+    EXIT_BAD_INPUT,
+    BadInputError,
+    CacheMissError,
+    HTTPStatusError,
+    NetworkError,
+    NotFoundError,
+    ResolverError,
+)
+from resolver.gitblob import (
+    DIR_MODE,
+    FILE_MODE,
+    SUBMODULE_MODE,
+    SYMLINK_MODE,
+    git_tree_sha,
+    is_sha,
+    object_type,
+    tree_mode,
+)
 from resolver.http import GitHubHTTP
 from resolver.models import RemoteFile, migration_name
 from resolver.refs import offline_miss
 
-Entry = tuple[str, str, int]
-"""(name, blob sha, size) of a regular file in the directory."""
+OBJECT_MEDIA_TYPE = "application/vnd.github.object+json"
+_CONTENTS_MODES = {
+    "file": FILE_MODE,
+    "dir": DIR_MODE,
+    "symlink": SYMLINK_MODE,
+    "submodule": SUBMODULE_MODE,
+}
+
+
+@dataclass(frozen=True)
+class DirEntry:
+    """One entry of the directory's tree object (``mode`` as git writes it: ``40000``)."""
+
+    mode: str
+    name: str
+    sha: str
+    size: int = 0
+    """Bytes of a blob as GitHub lists it (not covered by the tree id); 0 for other entries."""
+
+    @property
+    def type(self) -> str:
+        return object_type(self.mode)
+
+    @property
+    def is_file(self) -> bool:
+        """A regular file (100644, 100755 or a legacy 100xxx mode), not a symlink."""
+        return self.mode.startswith("100")
+
+
+@dataclass(frozen=True)
+class TreeListing:
+    """Every entry of the directory and the tree id GitHub gave for it."""
+
+    tree: str
+    entries: tuple[DirEntry, ...]
+
+    def problem(self) -> str | None:
+        """Why the entries are not the tree ``tree``, or ``None`` when they are."""
+        if not is_sha(self.tree):
+            return f"{self.tree!r} is not a tree id"
+        try:
+            actual = git_tree_sha((e.mode, e.name, e.sha) for e in self.entries)
+        except ValueError as exc:
+            return str(exc)
+        if actual != self.tree:
+            return f"its {len(self.entries)} entries hash to tree {actual}, not {self.tree}"
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "missing": False,
+            "tree": self.tree,
+            "entries": [[e.mode, e.type, e.sha, e.name, e.size] for e in self.entries],
+        }
+
+    @staticmethod
+    def from_json(value: Any) -> TreeListing | None:
+        """The listing a cache entry holds, ``None`` if it is not one (an older format too)."""
+        if not isinstance(value, dict):
+            return None
+        tree, raw = value.get("tree"), value.get("entries")
+        if not isinstance(tree, str) or not isinstance(raw, list):
+            return None
+        entries: list[DirEntry] = []
+        for item in raw:
+            if not (isinstance(item, list) and len(item) == 5):
+                return None
+            mode, kind, sha, name, size = item
+            if not (
+                isinstance(mode, str)
+                and tree_mode(mode) == mode
+                and kind == object_type(mode)
+                and isinstance(sha, str)
+                and isinstance(name, str)
+                and isinstance(size, int)
+            ):
+                return None
+            entries.append(DirEntry(mode, name, sha, size))
+        return TreeListing(tree, tuple(entries))
 
 
 class DirectoryMissing(Exception):
@@ -33,47 +150,72 @@ def _bad_shape(what: str) -> NetworkError:
     return NetworkError(f"GitHub's answer for {what} did not have the expected shape")
 
 
-def _tree_entries(body: Any, what: str) -> tuple[list[Entry], bool]:
+def _tree_answer(body: Any, what: str) -> tuple[str, list[DirEntry], bool]:
+    """(tree id, entries, truncated) of a trees API answer."""
     if not isinstance(body, dict) or not isinstance(body.get("tree"), list):
         raise _bad_shape(what)
-    entries: list[Entry] = []
+    tree = body.get("sha")
+    if not isinstance(tree, str):
+        raise _bad_shape(what)
+    entries: list[DirEntry] = []
     for item in body["tree"]:
         if not isinstance(item, dict):
             raise _bad_shape(what)
-        if item.get("type") != "blob" or item.get("mode") == "120000":
-            continue
-        name, sha, size = item.get("path"), item.get("sha"), item.get("size", 0)
-        if not isinstance(name, str) or not isinstance(sha, str) or not isinstance(size, int):
+        name, sha, mode, kind = (
+            item.get("path"),
+            item.get("sha"),
+            item.get("mode"),
+            item.get("type"),
+        )
+        if not (isinstance(name, str) and isinstance(sha, str) and isinstance(mode, str)):
             raise _bad_shape(what)
-        entries.append((name, sha, size))
-    return entries, body.get("truncated") is True
+        canonical = tree_mode(mode)
+        if canonical is None or kind != object_type(canonical):
+            raise _bad_shape(what)
+        size = item.get("size", 0) if kind == "blob" else 0
+        if not isinstance(size, int):
+            raise _bad_shape(what)
+        entries.append(DirEntry(canonical, name, sha, size))
+    return tree, entries, body.get("truncated") is True
 
 
-def _contents_entries(body: Any, what: str) -> list[Entry]:
-    if not isinstance(body, list):
-        raise _bad_shape(what)
-    entries: list[Entry] = []
-    for item in body:
+def _contents_entries(
+    items: Sequence[Any], what: str, modes: Mapping[str, str]
+) -> tuple[list[DirEntry], bool]:
+    """Entries of a contents API directory listing, and whether a file's mode was guessed.
+
+    ``modes`` are known modes by name (from a truncated trees answer of the same directory).
+    """
+    entries: list[DirEntry] = []
+    guessed = False
+    for item in items:
         if not isinstance(item, dict):
             raise _bad_shape(what)
-        if item.get("type") != "file":
-            continue
-        name, sha, size = item.get("name"), item.get("sha"), item.get("size", 0)
-        if not isinstance(name, str) or not isinstance(sha, str) or not isinstance(size, int):
+        kind, name, sha = item.get("type"), item.get("name"), item.get("sha")
+        if not (isinstance(kind, str) and isinstance(name, str) and isinstance(sha, str)):
             raise _bad_shape(what)
-        entries.append((name, sha, size))
-    return entries
+        if kind not in _CONTENTS_MODES:
+            raise _bad_shape(what)
+        mode = modes.get(name)
+        if mode is None:
+            mode = _CONTENTS_MODES[kind]
+            guessed = guessed or kind == "file"
+        size = item.get("size", 0) if object_type(mode) == "blob" else 0
+        if not isinstance(size, int):
+            raise _bad_shape(what)
+        entries.append(DirEntry(mode, name, sha, size))
+    return entries, guessed
 
 
-def to_files(entries: list[Entry]) -> tuple[RemoteFile, ...]:
+def to_files(entries: Sequence[DirEntry]) -> tuple[RemoteFile, ...]:
     """The entries goose would load as migrations, in version order."""
     files: list[RemoteFile] = []
-    for name, sha, size in entries:
-        if "/" in name:
+    for entry in entries:
+        if not entry.is_file or "/" in entry.name:
             continue
-        parsed = migration_name(name)
-        if parsed is not None and is_sha(sha):
-            files.append(RemoteFile(name, parsed[0], parsed[1], sha, size))
+        parsed = migration_name(entry.name)
+        if parsed is not None and is_sha(entry.sha):
+            files.append(RemoteFile(entry.name, parsed[0], parsed[1], entry.sha, entry.size))
     return tuple(sorted(files, key=lambda f: (f.version, f.name)))
 
 
@@ -104,56 +246,67 @@ class DirectoryLister:
         checked against the commit itself so an unknown SHA is told apart from a missing
         directory.
         """
+        return to_files(self.listing_at(commit, commit_known=commit_known).entries)
+
+    def listing_at(self, commit: str, *, commit_known: bool) -> TreeListing:
+        """Every entry of the directory at ``commit``, verified (see :meth:`files_at`)."""
         key = self._key(commit)
-        files = self.cached_files_at(commit)
-        if files is not None:
-            return files
+        listing = self.cached_listing_at(commit)
+        if listing is not None:
+            return listing
         if self._offline:
             raise offline_miss(f"listing of {self._path} at {commit}")
         try:
-            entries = self._fetch(commit)
+            listing = self._fetch(commit)
         except DirectoryMissing:
             if not commit_known and not self._commit_exists(commit):
                 raise BadInputError(f"no commit {commit} in {self._repo}") from None
             self._cache.write_json(key, {"missing": True})
             raise
-        self._cache.write_json(key, {"missing": False, "entries": [list(e) for e in entries]})
-        return to_files(entries)
+        self._cache.write_json(key, listing.to_json())
+        return listing
 
     def cached_files_at(self, commit: str) -> tuple[RemoteFile, ...] | None:
         """The cached listing at ``commit`` without any request: ``None`` on a cache miss,
         :class:`DirectoryMissing` when the cache remembers that the directory is absent."""
-        cached = self._cache.read_json(self._key(commit))
-        if isinstance(cached, dict):
-            if cached.get("missing") is True:
-                raise DirectoryMissing(commit)
-            entries = self._cached_entries(cached)
-            if entries is not None:
-                return to_files(entries)
+        listing = self.cached_listing_at(commit)
+        return None if listing is None else to_files(listing.entries)
+
+    def cached_listing_at(self, commit: str) -> TreeListing | None:
+        """The cached, verified listing at ``commit``, or ``None``.
+
+        An entry that fails verification is removed (a miss); offline that is an error.
+        """
+        key = self._key(commit)
+        cached = self._cache.read_json(key)
+        if cached is None:
+            return None
+        if isinstance(cached, dict) and cached.get("missing") is True:
+            raise DirectoryMissing(commit)
+        listing = TreeListing.from_json(cached)
+        problem = (
+            "it is not a listing with a tree id (an older or damaged entry)"
+            if listing is None
+            else listing.problem()
+        )
+        if listing is not None and problem is None:
+            return listing
+        self._cache.discard_json(key)
+        if self._offline:
+            raise CacheMissError(
+                f"--offline: the cached listing of {self._path} at {commit} failed "
+                f"verification ({problem}), so it was removed from the cache: "
+                f"{self._cache.json_path(key)}; run the same command once without --offline",
+                exit_code=EXIT_BAD_INPUT,
+            )
         return None
 
     def _key(self, commit: str) -> str:
         return f"listing/{commit}-" + hashlib.sha256(self._path.encode()).hexdigest()[:16]
 
-    @staticmethod
-    def _cached_entries(cached: dict[str, Any]) -> list[Entry] | None:
-        raw = cached.get("entries")
-        if not isinstance(raw, list):
-            return None
-        entries: list[Entry] = []
-        for item in raw:
-            if not (
-                isinstance(item, list)
-                and len(item) == 3
-                and isinstance(item[0], str)
-                and isinstance(item[1], str)
-                and isinstance(item[2], int)
-            ):
-                return None
-            entries.append((item[0], item[1], item[2]))
-        return entries
+    # -- fetching -----------------------------------------------------------------------------
 
-    def _fetch(self, commit: str) -> list[Entry]:
+    def _fetch(self, commit: str) -> TreeListing:
         what = f"{self._path} at {commit}"
         expression = quote(f"{commit}:{self._path}", safe="/:")
         try:
@@ -164,16 +317,123 @@ class DirectoryLister:
             if exc.status != 422:
                 raise
             body = None  # this server does not take "ref:path" expressions
-        if body is not None:
-            entries, truncated = _tree_entries(body, what)
-            if not truncated:
-                return entries
-        return self._fetch_contents(commit, what)
+        if body is None:
+            return self._fetch_contents(commit, what, tree=None, modes={})
+        tree, entries, truncated = _tree_answer(body, what)
+        if truncated:
+            known = {e.name: e.mode for e in entries}
+            return self._fetch_contents(commit, what, tree=tree, modes=known)
+        return self._checked(TreeListing(tree, tuple(entries)), commit, "the git trees API")
 
-    def _fetch_contents(self, commit: str, what: str) -> list[Entry]:
+    def _fetch_contents(
+        self, commit: str, what: str, *, tree: str | None, modes: Mapping[str, str]
+    ) -> TreeListing:
+        """The listing from the contents API; ``tree`` is the id when a truncated trees answer
+        gave it (then ``modes`` are the modes it listed)."""
+        after_truncated = tree is not None
         path = quote(self._path, safe="/")
         try:
-            reply = self._http.api_get(f"/repos/{self._repo}/contents/{path}?ref={commit}")
+            reply = self._http.api_get(
+                f"/repos/{self._repo}/contents/{path}?ref={commit}", accept=OBJECT_MEDIA_TYPE
+            )
         except NotFoundError:
             raise DirectoryMissing(commit) from None
-        return _contents_entries(reply.json(), what)
+        body = reply.json()
+        own: str | None = None
+        if isinstance(body, dict):
+            # the object shape: the directory itself, its tree id and its entries
+            items, own = body.get("entries"), body.get("sha")
+            if body.get("type") != "dir" or not isinstance(items, list):
+                raise _bad_shape(what)
+            if not isinstance(own, str):
+                raise _bad_shape(what)
+        elif isinstance(body, list):
+            items = body
+        else:
+            raise _bad_shape(what)
+        entries, guessed = _contents_entries(items, what, modes)
+        source = "the contents API"
+        if tree is not None:
+            if own is not None and own != tree:
+                raise _refused(what, source, f"it names tree {own}, the git trees API tree {tree}")
+        elif own is not None:
+            tree = own
+        else:
+            tree = self._tree_id_from_parent(commit, what)
+            source = "the contents API (tree id from the parent directory's listing)"
+        listing = TreeListing(tree, tuple(entries))
+        if guessed and not after_truncated and listing.problem() is not None:
+            # the contents API gives no modes: ask the trees API for the tree by its id
+            exact = self._tree_by_id(tree, what)
+            if exact is not None:
+                self._checked(exact, commit, f"the git trees API (tree {tree})")
+                mismatch = _differs_beyond_modes(listing.entries, exact.entries)
+                if mismatch is not None:
+                    raise _refused(what, source, f"it disagrees with tree {tree} ({mismatch})")
+                listing = exact
+        return self._checked(listing, commit, source)
+
+    def _tree_id_from_parent(self, commit: str, what: str) -> str:
+        """The directory's tree id as its parent's listing (or the commit) gives it."""
+        parent, _, base = self._path.rpartition("/")
+        if not base:
+            body = self._http.api_get(f"/repos/{self._repo}/git/commits/{commit}").json()
+            tree = body.get("tree") if isinstance(body, dict) else None
+            sha = tree.get("sha") if isinstance(tree, dict) else None
+            if not isinstance(sha, str):
+                raise _bad_shape(f"commit {commit}")
+            return sha
+        url = f"/repos/{self._repo}/contents" + (f"/{quote(parent, safe='/')}" if parent else "")
+        body = self._http.api_get(f"{url}?ref={commit}").json()
+        items = body.get("entries") if isinstance(body, dict) else body
+        if not isinstance(items, list):
+            raise _bad_shape(f"{parent or 'the repository root'} at {commit}")
+        for item in items:
+            if isinstance(item, dict) and item.get("name") == base and item.get("type") == "dir":
+                sha = item.get("sha")
+                if isinstance(sha, str):
+                    return sha
+        raise ResolverError(
+            f"GitHub's listing of {parent or 'the repository root'} at {commit} does not show "
+            f"{base} as a directory, so the listing of {what} cannot be verified"
+        )
+
+    def _tree_by_id(self, tree: str, what: str) -> TreeListing | None:
+        """The trees API's listing of tree ``tree`` (``None`` if it is truncated)."""
+        if not is_sha(tree):
+            return None
+        body = self._http.api_get(f"/repos/{self._repo}/git/trees/{tree}").json()
+        _own, entries, truncated = _tree_answer(body, what)
+        return None if truncated else TreeListing(tree, tuple(entries))
+
+    def _checked(self, listing: TreeListing, commit: str, source: str) -> TreeListing:
+        problem = listing.problem()
+        if problem is not None:
+            raise _refused(
+                f"{self._path} at {commit}",
+                source,
+                f"{problem}, the tree id GitHub gave for {commit[:12]}:{self._path}",
+            )
+        return listing
+
+
+def _differs_beyond_modes(guessed: Sequence[DirEntry], exact: Sequence[DirEntry]) -> str | None:
+    """How a contents listing (file modes guessed) differs from the tree, if not in modes only."""
+    listed = {e.name: e for e in guessed}
+    actual = {e.name: e for e in exact}
+    if listed.keys() != actual.keys():
+        extra = ", ".join(sorted(listed.keys() - actual.keys())[:3]) or "none"
+        lacking = ", ".join(sorted(actual.keys() - listed.keys())[:3]) or "none"
+        return f"names only in the contents listing: {extra}; only in the tree: {lacking}"
+    for name, entry in sorted(listed.items()):
+        other = actual[name]
+        if entry.sha != other.sha or (entry.mode != FILE_MODE and entry.mode != other.mode):
+            return f"another id or mode for {name}"
+    return None
+
+
+def _refused(what: str, source: str, problem: str) -> ResolverError:
+    return ResolverError(
+        f"GitHub's listing of {what} from {source} failed verification: {problem}; refusing to "
+        "use it (nothing was cached)"
+    )

@@ -11,7 +11,14 @@
 - ``build_along_path(url, repo_path, tags)``: ``build_at_release`` of the first tag, then
   ``upgrade_to`` of each later one; one :class:`HopResult` per hop.
 - ``create_db``, ``drop_db``, ``create_from_template`` (``CREATE DATABASE ... TEMPLATE``: builds
-  are slow, so build a release once and clone it), ``db_url``.
+  are slow, so build a release once and clone it; waits while the template is in use),
+  ``db_url``; for databases cached across runs: ``publish_db`` (atomic rename of a finished
+  build; the loser of a race drops its own), ``db_exists``, ``db_comment``/``set_db_comment``
+  (metadata, read without connecting to the database) and ``build_code_hash``.
+- pgoutbox: like hatchet-migrate, ``build_at_release`` and ``upgrade_to`` first run the
+  migrations of the github.com/hatchet-dev/pgoutbox version the release's go.mod requires
+  (``run_pgoutbox``: schema ``outbox``, goose table ``outbox.migrations``), read from a clone of
+  hatchet-dev/pgoutbox (``pgoutbox_repo``); ``outbox_key`` says which, for cache hashes.
 
 SQL files are parsed with ``migrator.sqlparser.parse_sql(direction="up")``; a transactional file
 runs in one transaction with its version row, a NO TRANSACTION file statement by statement in
@@ -25,12 +32,16 @@ postgres``). File contents come from ``hatchet_git_emulator.snapshot(repo_path)`
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
+import re
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -88,10 +99,14 @@ class HopResult:
     failed_file: str | None = None
     error: str | None = None
     seconds: float = 0.0
+    outbox: str | None = None
+    """What the pgoutbox migrations run first did (None: the release does not use pgoutbox)."""
 
     def describe(self) -> str:
         head = f"{self.tag}: {self.status} ({self.version_before} -> {self.version_after}"
         head += f", {len(self.applied)} applied, {self.seconds:.1f}s)"
+        if self.outbox:
+            head += f" [{self.outbox}]"
         if self.status == "refused":
             shown = ", ".join(str(v) for v in self.missing[:4])
             more = "..." if len(self.missing) > 4 else ""
@@ -136,26 +151,121 @@ def create_db(name: str, admin_url: str = ADMIN_URL) -> str:
     return db_url(name, admin_url)
 
 
+TEMPLATE_WAIT = 30.0
+"""Seconds ``create_from_template`` and ``publish_db`` wait for other sessions to leave."""
+
+
+def _retry_in_use(admin: psycopg.Connection[Any], statement: sql.Composed, what: str) -> None:
+    """Run ``statement``, retrying while PostgreSQL says a database is in use.
+
+    "source database ... is being accessed by other users" (CREATE DATABASE ... TEMPLATE) and
+    "database ... is being accessed by other users" (ALTER DATABASE ... RENAME) clear up when
+    a just-closed session has gone (a moment) or another run's clone or snapshot is done.
+    """
+    deadline = time.monotonic() + TEMPLATE_WAIT
+    delay = 0.05
+    warned = False
+    while True:
+        try:
+            admin.execute(statement)
+            return
+        except psycopg.errors.ObjectInUse as exc:
+            if time.monotonic() >= deadline:
+                raise
+            if not warned and delay >= 0.4:
+                print(f"  waiting for other sessions to leave ({what}): {_first_line(exc)}",
+                      file=sys.stderr, flush=True)  # fmt: skip
+                warned = True
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
 def create_from_template(template_db: str, new_db: str, admin_url: str = ADMIN_URL) -> str:
     """(Re)create ``new_db`` as a copy of ``template_db``; returns its URL.
 
-    The template must have no sessions; lingering ones of a just-closed connection are waited
-    for a moment.
+    The template must have no sessions; lingering ones of a just-closed connection (or another
+    run's) are waited for up to :data:`TEMPLATE_WAIT` seconds.
     """
     drop_db(new_db, admin_url)
     statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
         sql.Identifier(new_db), sql.Identifier(template_db)
     )
     with _admin(admin_url) as admin:
-        for attempt in range(50):
-            try:
-                admin.execute(statement)
-                break
-            except psycopg.errors.ObjectInUse:
-                if attempt == 49:
-                    raise
-                time.sleep(0.1)
+        _retry_in_use(admin, statement, f"clone {template_db}")
     return db_url(new_db, admin_url)
+
+
+def db_exists(name: str, admin_url: str = ADMIN_URL) -> bool:
+    with _admin(admin_url) as admin:
+        row = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    return row is not None
+
+
+def db_comment(name: str, admin_url: str = ADMIN_URL) -> str | None:
+    """``COMMENT ON DATABASE`` of ``name`` (None: no such database or no comment).
+
+    Read through the admin connection: reading it never connects to ``name`` (a template must
+    stay free of sessions for other runs' clones).
+    """
+    with _admin(admin_url) as admin:
+        row = admin.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+            (name,),
+        ).fetchone()
+    return None if row is None or row[0] is None else str(row[0])
+
+
+def set_db_comment(name: str, text: str, admin_url: str = ADMIN_URL) -> None:
+    with _admin(admin_url) as admin:
+        admin.execute(
+            sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(text))
+        )
+
+
+def publish_db(temp: str, final: str, *, replace: bool = False, admin_url: str = ADMIN_URL) -> bool:
+    """Rename the finished database ``temp`` to ``final``: atomic, so a half-built database
+    never carries a cache name. True if ``temp`` became ``final``.
+
+    When ``final`` already exists (another run was faster) ``temp`` is dropped and False is
+    returned: use the other run's. ``replace`` drops an existing ``final`` first (``--rebuild``;
+    its sessions are ended).
+    """
+    if replace:
+        drop_db(final, admin_url)
+    statement = sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+        sql.Identifier(temp), sql.Identifier(final)
+    )
+    with _admin(admin_url) as admin:
+        try:
+            _retry_in_use(admin, statement, f"rename {temp}")
+        except psycopg.errors.DuplicateDatabase:
+            won = False
+        else:
+            won = True
+    if not won:
+        drop_db(temp, admin_url)
+    return won
+
+
+BUILD_CODE = (
+    "scripts/hatchet_build.py",
+    "scripts/hatchet_go_ups.py",
+    "scripts/hatchet_seed.py",
+    "migrator/sqlparser.py",
+    "migrator/sources.py",
+)
+"""The code whose bytes decide what a build makes (part of every cached database's hash)."""
+
+
+def build_code_hash() -> str:
+    """sha256 over :data:`BUILD_CODE` (a missing file counts as empty)."""
+    digest = hashlib.sha256()
+    for rel in BUILD_CODE:
+        path = _HERE.parent / rel
+        digest.update(rel.encode() + b"\0")
+        digest.update(path.read_bytes() if path.exists() else b"")
+        digest.update(b"\0")
+    return digest.hexdigest()
 
 
 def list_dbs(prefix: str, admin_url: str = ADMIN_URL) -> list[str]:
@@ -286,15 +396,29 @@ def _goose_up(
 
 
 def upgrade_to(url: str, repo_path: str | Path, tag: str) -> HopResult:
-    """hatchet-migrate's plain ``goose.Up`` with ``tag``'s files on the database at ``url``."""
+    """hatchet-migrate of ``tag`` on the database at ``url``: the pgoutbox migrations of the
+    version ``tag``'s go.mod names (:func:`run_pgoutbox`), then plain ``goose.Up`` with
+    ``tag``'s files (not run when pgoutbox's failed, as hatchet-migrate stops there)."""
     files = release_migrations(repo_path, tag)
+    started = time.monotonic()
+    outbox = run_pgoutbox(url, repo_path, tag)
     with _connect(url) as conn:
-        return _goose_up(conn, tag, files)
+        if outbox is not None and outbox.error is not None:
+            before = current_version(read_version_rows(conn))
+            return HopResult(tag, "failed", before, before, failed_file=outbox.failed_file,
+                             error=outbox.error, seconds=time.monotonic() - started,
+                             outbox=outbox.describe())  # fmt: skip
+        result = _goose_up(conn, tag, files)
+    result.outbox = outbox.describe() if outbox is not None else None
+    result.seconds = time.monotonic() - started
+    return result
 
 
 def build_at_release(url: str, repo_path: str | Path, tag: str) -> HopResult:
-    """Migrate the empty database at ``url`` up to ``tag``; :class:`BuildError` on any failure."""
+    """Migrate the empty database at ``url`` up to ``tag`` as hatchet-migrate does (goose table
+    and baseline row, pgoutbox's migrations, goose.Up); :class:`BuildError` on any failure."""
     files = release_migrations(repo_path, tag)
+    started = time.monotonic()
     with _connect(url) as conn:
         exists = conn.execute("SELECT to_regclass('goose_db_version') IS NOT NULL").fetchone()
         if exists and exists[0]:
@@ -302,9 +426,187 @@ def build_at_release(url: str, repo_path: str | Path, tag: str) -> HopResult:
         with conn.transaction():
             conn.execute(IDENTITY_TABLE_SQL)
             conn.execute(INSERT_VERSION_SQL, (0, True))
+    outbox = run_pgoutbox(url, repo_path, tag)
+    if outbox is not None and outbox.error is not None:
+        raise BuildError(f"fresh build of {tag} failed: {outbox.describe()}")
+    with _connect(url) as conn:
         result = _goose_up(conn, tag, files)
+    result.outbox = outbox.describe() if outbox is not None else None
+    result.seconds = time.monotonic() - started
     if result.status not in ("ok", "nothing"):
         raise BuildError(f"fresh build of {tag} failed: {result.describe()}")
+    return result
+
+
+# -- pgoutbox ---------------------------------------------------------------------------------
+
+PGOUTBOX_MODULE = "github.com/hatchet-dev/pgoutbox"
+PGOUTBOX_SCHEMA = "outbox"
+"""``pgoutbox.Migrate``'s default schema (hatchet-migrate passes no ``WithSchema``)."""
+PGOUTBOX_TABLE = "migrations"
+PGOUTBOX_MIGRATIONS = "sqlc/migrations"
+_GOMOD_PGOUTBOX = re.compile(
+    r"^\s*(?:require\s+)?" + re.escape(PGOUTBOX_MODULE) + r"\s+(v[^\s/]+)", re.M
+)
+_PSEUDO_COMMIT = re.compile(r"-(?:\d{14}-)?([0-9a-f]{12})(?:\+incompatible)?$")
+
+
+def _git_bytes(repo: Path, *args: str) -> bytes | None:
+    done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, check=False)
+    return done.stdout if done.returncode == 0 else None
+
+
+@cache
+def pgoutbox_version(repo_path: str | Path, tag: str) -> str | None:
+    """The ``github.com/hatchet-dev/pgoutbox`` version ``tag``'s go.mod requires (None: none)."""
+    info = snapshot(str(Path(repo_path).resolve())).tag(tag)
+    gomod = _git_bytes(Path(repo_path), "show", f"{info.commit}:go.mod")
+    found = _GOMOD_PGOUTBOX.search(gomod.decode(errors="replace")) if gomod else None
+    return found.group(1) if found else None
+
+
+def pgoutbox_repo(repo_path: str | Path) -> Path | None:
+    """A clone of hatchet-dev/pgoutbox: ``$HATCHET_VERIFY_PGOUTBOX_REPO``, else
+    ``hatchet-dev+pgoutbox/repo`` beside the Hatchet clone's ``hatchet-dev+hatchet/repo``."""
+    configured = os.environ.get("HATCHET_VERIFY_PGOUTBOX_REPO")
+    if configured:
+        return Path(configured) if Path(configured).exists() else None
+    guess = Path(repo_path).resolve().parents[1] / "hatchet-dev+pgoutbox" / "repo"
+    return guess if guess.exists() else None
+
+
+@cache
+def _pgoutbox_tree(outbox_repo: Path, version: str) -> tuple[str, str] | None:
+    """(the revision that names ``version``, its migrations tree id) or None."""
+    revisions = [version]
+    pseudo = _PSEUDO_COMMIT.search(version)
+    if pseudo:
+        revisions.insert(0, pseudo.group(1))
+    for rev in revisions:
+        tree = _git_bytes(outbox_repo, "rev-parse", "--verify", "--quiet",
+                          f"{rev}^{{commit}}:{PGOUTBOX_MIGRATIONS}")  # fmt: skip
+        if tree:
+            return rev, tree.decode().strip()
+    return None
+
+
+def outbox_key(repo_path: str | Path, tag: str) -> tuple[str, ...]:
+    """What ``tag``'s pgoutbox migrations are: (version, tree id); () when it uses none;
+    (version, "no clone") / (version, "not in clone") when they cannot be read."""
+    version = pgoutbox_version(repo_path, tag)
+    if version is None:
+        return ()
+    outbox_repo = pgoutbox_repo(repo_path)
+    if outbox_repo is None:
+        return (version, "no clone")
+    found = _pgoutbox_tree(outbox_repo, version)
+    return (version, found[1]) if found else (version, "not in clone")
+
+
+@cache
+def pgoutbox_files(outbox_repo: Path, version: str) -> dict[int, MigrationFile]:
+    """pgoutbox ``version``'s embedded migrations (``sqlc/migrations/*.sql``) by version."""
+    found = _pgoutbox_tree(outbox_repo, version)
+    if found is None:
+        raise BuildError(f"pgoutbox {version} is not in {outbox_repo}")
+    rev = found[0]
+    listing = _git_bytes(outbox_repo, "ls-tree", "--name-only", f"{rev}:{PGOUTBOX_MIGRATIONS}")
+    contents: dict[str, bytes] = {}
+    for name in (listing or b"").decode().split():
+        if name.endswith(".sql"):
+            body = _git_bytes(outbox_repo, "show", f"{rev}:{PGOUTBOX_MIGRATIONS}/{name}")
+            if body is None:
+                raise BuildError(f"cannot read pgoutbox {version} {name} in {outbox_repo}")
+            contents[name] = body
+    return collect(contents, origin=f"pgoutbox {version}")
+
+
+@dataclass
+class OutboxResult:
+    """What ``pgoutbox.Migrate`` (goose's Provider ``Up``, table ``outbox.migrations``) did."""
+
+    version: str
+    applied: list[int] = field(default_factory=list)
+    skipped: str | None = None
+    failed_file: str | None = None
+    error: str | None = None
+
+    def describe(self) -> str:
+        head = f"pgoutbox {self.version}"
+        if self.skipped:
+            return f"{head}: SKIPPED ({self.skipped})"
+        if self.error:
+            return f"{head}: FAILED at {self.failed_file}: {self.error}"
+        return f"{head}: {len(self.applied)} applied" if self.applied else f"{head}: up to date"
+
+
+_WARNED: set[str] = set()
+
+
+def run_pgoutbox(url: str, repo_path: str | Path, tag: str) -> OutboxResult | None:
+    """hatchet-migrate's ``runOutboxMigration`` for release ``tag`` (None: it has none).
+
+    ``pgoutbox.Migrate``: ``CREATE SCHEMA IF NOT EXISTS outbox``, then, on a connection whose
+    ``search_path`` is ``outbox``, goose's Provider ``Up`` with table ``migrations``: create it
+    with its ``(0, true)`` row when missing; refuse when a file below the highest applied
+    version is not applied; apply every newer file in order (each in a transaction with its
+    row, unless NO TRANSACTION). Without a pgoutbox clone the step is skipped (a warning).
+    """
+    version = pgoutbox_version(repo_path, tag)
+    if version is None:
+        return None
+    outbox_repo = pgoutbox_repo(repo_path)
+    if outbox_repo is None:
+        if version not in _WARNED:
+            _WARNED.add(version)
+            print(f"WARNING: {tag} runs pgoutbox {version}'s migrations but no pgoutbox clone "
+                  "was found (set HATCHET_VERIFY_PGOUTBOX_REPO): skipped",
+                  file=sys.stderr, flush=True)  # fmt: skip
+        return OutboxResult(version, skipped="no pgoutbox clone")
+    files = pgoutbox_files(outbox_repo, version)
+    result = OutboxResult(version)
+    schema, table = sql.Identifier(PGOUTBOX_SCHEMA), sql.Identifier(PGOUTBOX_TABLE)
+    insert = sql.SQL("INSERT INTO {} (version_id, is_applied) VALUES (%s, %s)").format(table)
+    with _connect(url) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
+        conn.execute(sql.SQL("SET search_path TO {}").format(schema))
+        exists = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = current_schema() "
+            "AND tablename = %s)",
+            (PGOUTBOX_TABLE,),
+        ).fetchone()
+        if not (exists and exists[0]):
+            with conn.transaction():
+                conn.execute(IDENTITY_TABLE_SQL.replace(b"goose_db_version", b"migrations"))
+                conn.execute(insert, (0, True))
+        rows = conn.execute(sql.SQL("SELECT version_id FROM {}").format(table)).fetchall()
+        known = {int(r[0]) for r in rows}
+        db_max = max(known, default=0)
+        missing = sorted(v for v in files if v not in known and v < db_max)
+        if missing:
+            result.failed_file = files[missing[0]].name
+            result.error = (
+                f"found {len(missing)} missing migrations before current version {db_max}"
+            )
+            return result
+        for number in sorted(v for v in files if v > db_max):
+            migration = files[number]
+            parsed = parse_sql(migration.content or b"", filename=migration.name, direction="up")
+            try:
+                if parsed.use_transaction:
+                    with conn.transaction():
+                        for statement in parsed.statements:
+                            conn.execute(statement.encode(), prepare=False)
+                        conn.execute(insert, (number, True))
+                else:
+                    for statement in parsed.statements:
+                        conn.execute(statement.encode(), prepare=False)
+                    conn.execute(insert, (number, True))
+            except psycopg.Error as exc:
+                result.failed_file = migration.name
+                result.error = _first_line(exc)
+                return result
+            result.applied.append(number)
     return result
 
 

@@ -22,7 +22,10 @@ whose names carry OIDs), table row types and array types, objects that belong to
 current sequence values, and (with ``ignore_partitions=True``, the default) every partition
 (``relispartition``) together with its indexes, constraints, triggers and owned sequences,
 which PostgreSQL clones from the parent and the Hatchet engine creates under dated names.
-Definitions are compared with runs of whitespace collapsed to one space.
+Definitions are compared with runs of whitespace collapsed to one space. Function bodies and
+view definitions are also kept as ``body`` (:func:`semantic_sql`: SQL comments removed outside
+string literals, whitespace around punctuation dropped); ``diff`` compares ``body`` by default
+and the textual ``definition`` with ``strict_bodies=True``.
 
 Names are shown with ``quote_ident`` and without a ``public.`` prefix. The rows of
 ``goose_db_version`` are not part of the snapshot: ``version_rows(conn)`` returns them.
@@ -38,7 +41,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-__all__ = ["Catalog", "diff", "normalise", "snapshot", "version_rows"]
+__all__ = ["Catalog", "diff", "normalise", "semantic_sql", "snapshot", "version_rows"]
 
 EXCLUDED_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast", "hatchet_schema")
 
@@ -52,6 +55,115 @@ def normalise(text: str | None) -> str | None:
     if text is None:
         return None
     return _WS.sub(" ", text).strip()
+
+
+_DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_\u0080-\uffff][A-Za-z_0-9\u0080-\uffff]*)?\$")
+_IDENT_CHAR = re.compile(r"[A-Za-z_0-9$\u0080-\uffff]")
+_AROUND_PUNCT = re.compile(r" ?([(),;=<>+\-*/|\[\]:.!~^%&{}@#?]) ?")
+
+
+def _literal_end(text: str, start: int, quote: str, backslashes: bool) -> int:
+    """Index just past the literal opened by ``text[start] == quote`` (doubled quotes, and
+    with ``backslashes`` backslash escapes, stay inside); the end of ``text`` if unclosed."""
+    i = start + 1
+    while i < len(text):
+        c = text[i]
+        if backslashes and c == "\\":
+            i += 2
+            continue
+        if c == quote:
+            if i + 1 < len(text) and text[i + 1] == quote:
+                i += 2
+                continue
+            return i + 1
+        i += 1
+    return len(text)
+
+
+def _comment_end(text: str, start: int) -> int:
+    """Index just past the (nestable) ``/* */`` comment at ``start``."""
+    depth, i = 0, start
+    while i < len(text):
+        if text.startswith("/*", i):
+            depth, i = depth + 1, i + 2
+        elif text.startswith("*/", i):
+            depth, i = depth - 1, i + 2
+            if depth == 0:
+                return i
+        else:
+            i += 1
+    return len(text)
+
+
+def semantic_sql(text: str | None, *, _nested: bool = False) -> str | None:
+    """SQL text as compared for meaning: ``--`` and ``/* */`` comments removed, whitespace
+    collapsed and dropped next to punctuation; in literals only whitespace is collapsed (as
+    :func:`normalise` does everywhere), so this never tells apart what ``normalise`` equates.
+
+    Single-quoted strings (``E''`` ones with backslash escapes) and quoted identifiers keep
+    their ``--`` and ``/* */``. The outermost dollar-quoted string (a function's body, as
+    ``pg_get_functiondef`` prints it) is normalised the same way inside; dollar-quoted strings
+    within a body (e.g. ``EXECUTE $q$...$q$``) are string literals and kept as they are.
+    """
+    if text is None:
+        return None
+    pieces: list[tuple[bool, str]] = []  # (is code, text)
+    code: list[str] = []
+
+    def flush() -> None:
+        if code:
+            pieces.append((True, "".join(code)))
+            code.clear()
+
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if text.startswith("--", i):
+            end = text.find("\n", i)
+            i = n if end < 0 else end + 1
+            code.append(" ")
+        elif text.startswith("/*", i):
+            i = _comment_end(text, i)
+            code.append(" ")
+        elif c in "'\"":
+            before = "".join(code)
+            escapes = (
+                c == "'"
+                and before[-1:] in ("E", "e")
+                and not _IDENT_CHAR.fullmatch(before[-2:-1] or " ")
+            )
+            end = _literal_end(text, i, c, escapes)
+            flush()
+            pieces.append((False, text[i:end]))
+            i = end
+        elif c == "$" and not _IDENT_CHAR.fullmatch(text[i - 1 : i] or " "):
+            tag = _DOLLAR_TAG.match(text, i)
+            if tag is None:
+                code.append(c)
+                i += 1
+                continue
+            close = text.find(tag.group(0), tag.end())
+            end = n if close < 0 else close + len(tag.group(0))
+            body = text[tag.end() : close if close >= 0 else n]
+            flush()
+            if _nested:
+                pieces.append((False, text[i:end]))
+            else:
+                inner = semantic_sql(body, _nested=True) or ""
+                pieces.append((False, f"{tag.group(0)}{inner}{tag.group(0)}"))
+            i = end
+        elif c.isspace():
+            code.append(" ")
+            i += 1
+        else:
+            code.append(c)
+            i += 1
+    flush()
+    out: list[str] = []
+    for is_code, piece in pieces:
+        collapsed = _WS.sub(" ", piece)  # in literals too, as the textual comparison does
+        out.append(_AROUND_PUNCT.sub(r"\1", collapsed) if is_code else collapsed)
+    return "".join(out).strip()
 
 
 @dataclass(frozen=True)
@@ -267,6 +379,7 @@ def snapshot(conn: psycopg.Connection[Any], *, ignore_partitions: bool = True) -
             ),
             "result": r["result"],
             "definition": normalise(r["def"]),
+            "body": semantic_sql(r["def"]),
         }
 
     type_filter = f"{_SCHEMA_FILTER} AND {_not_extension_member('pg_type', 't.oid')}"
@@ -381,6 +494,7 @@ def snapshot(conn: psycopg.Connection[Any], *, ignore_partitions: bool = True) -
         views[r["name"]] = {
             "kind": "materialized view" if r["relkind"] == "m" else "view",
             "definition": normalise(r["def"]),
+            "body": semantic_sql(r["def"]),
         }
 
     sequences: dict[str, Row] = {}
@@ -516,16 +630,24 @@ def _describe_change(expected: Any, actual: Any) -> str:
     return f"differs at char {pos}: {cut(exp)!r} != {cut(act)!r}"
 
 
-def diff(expected: Catalog, actual: Catalog) -> list[str]:
+_BODY_SECTIONS = ("functions", "views")
+
+
+def diff(expected: Catalog, actual: Catalog, *, strict_bodies: bool = False) -> list[str]:
     """One line per difference between two snapshots, ``expected`` value first.
 
     Lines look like ``missing table v1_foo`` (in expected only), ``extra index ix_bar`` (in
     actual only), ``column v1_task.foo: type text != integer`` or
     ``enum "TenantMemberRole": labels [...] != [...]``.
+
+    Functions and views are compared by ``body`` (comments and layout ignored: a down that
+    recreates a function with the same code but other comments is no difference); with
+    ``strict_bodies`` by their textual ``definition`` instead.
     """
     out: list[str] = []
     for f in fields(Catalog):
         label = _SINGULAR[f.name]
+        ignored = ("body" if strict_bodies else "definition") if f.name in _BODY_SECTIONS else ""
         exp_section = getattr(expected, f.name)
         act_section = getattr(actual, f.name)
         if isinstance(exp_section, list):
@@ -542,6 +664,15 @@ def diff(expected: Catalog, actual: Catalog) -> list[str]:
                 out.append(f"extra {label} {name}")
                 continue
             exp_value, act_value = exp_section[name], act_section[name]
+            if (
+                ignored
+                and isinstance(exp_value, dict)
+                and isinstance(act_value, dict)
+                and ignored in exp_value
+                and ignored in act_value
+            ):
+                exp_value = {k: v for k, v in exp_value.items() if k != ignored}
+                act_value = {k: v for k, v in act_value.items() if k != ignored}
             if exp_value == act_value:
                 continue
             if isinstance(exp_value, list):

@@ -100,22 +100,22 @@ def test_type_dropped_before_its_column_fails_upstream_and_succeeds_patched(
             after=["DROP TYPE idempotency_method"],
         ),
     )
-    profile = patched_profile(migrations, 20250102000000, fix)
+    profile = patched_profile(migrations, 20250402000000, fix)
 
     with pytest.raises(StepFailedError, match="other objects depend on it"):
         plan_and_run(
-            database_url, migrations, 20250101000000, profile, PlanOptions(no_patches=True)
+            database_url, migrations, 20250401000000, profile, PlanOptions(no_patches=True)
         )
-    assert versions(database_url)[-1] == 20250102000000
+    assert versions(database_url)[-1] == 20250402000000
 
-    plan = plan_and_run(database_url, migrations, 20250101000000, profile)
+    plan = plan_and_run(database_url, migrations, 20250401000000, profile)
     [step] = plan.steps
     assert step.patched and step.patch_reason == "drops the column before its type"
     assert step.warnings[0] == "patched: drops the column before its type"
     assert step.to_json()["patched"] is True
     assert step.statements[-1] == "DROP TYPE idempotency_method"
     assert scalar(database_url, "SELECT to_regtype('idempotency_method')") is None
-    assert versions(database_url)[-1] == 20250101000000
+    assert versions(database_url)[-1] == 20250401000000
 
 
 def test_a_patch_applies_only_to_the_blob_sha_it_was_written_for(database_url: str) -> None:
@@ -123,13 +123,13 @@ def test_a_patch_applies_only_to_the_blob_sha_it_was_written_for(database_url: s
     migrations = load_directory(directory)
     apply_up(database_url, directory)
     stale = Patch(
-        20250102000000, frozenset({"0" * 40}), "written for other bytes", amend(after=["SELECT 1"])
+        20250402000000, frozenset({"0" * 40}), "written for other bytes", amend(after=["SELECT 1"])
     )
     plan = plan_and_run(
         database_url,
         migrations,
-        20250101000000,
-        Profile(name="test", patches={20250102000000: [stale]}),
+        20250401000000,
+        Profile(name="test", patches={20250402000000: [stale]}),
         run=False,
     )
     assert not plan.steps[0].patched
@@ -142,7 +142,7 @@ def test_table_already_dropped_by_a_later_up(database_url: str) -> None:
     apply_up(database_url, directory)
     profile = patched_profile(
         migrations,
-        20250101000000,
+        20250401000000,
         Patch(
             0,
             frozenset(),
@@ -157,7 +157,7 @@ def test_table_already_dropped_by_a_later_up(database_url: str) -> None:
     with pytest.raises(StepFailedError, match="does not exist"):
         plan_and_run(database_url, migrations, 0, profile, PlanOptions(no_patches=True))
     # The failed step rolled back; the step before it (v1_0_1) is committed.
-    assert versions(database_url) == [0, 20250101000000]
+    assert versions(database_url) == [0, 20250401000000]
     plan_and_run(database_url, migrations, 0, profile)
     assert versions(database_url) == [0]
     assert scalar(database_url, "SELECT to_regclass('v1_trace')") is None
@@ -169,7 +169,7 @@ def test_leftover_function_overload_blocks_drop_type_unless_patched(database_url
     apply_up(database_url, directory)
     profile = patched_profile(
         migrations,
-        20250103000000,
+        20250403000000,
         Patch(
             0,
             frozenset(),
@@ -179,7 +179,7 @@ def test_leftover_function_overload_blocks_drop_type_unless_patched(database_url
     )
     with pytest.raises(StepFailedError, match="depend"):
         plan_and_run(database_url, migrations, 0, profile, PlanOptions(no_patches=True))
-    assert versions(database_url) == [0, 20250101000000]
+    assert versions(database_url) == [0, 20250401000000]
     # Upstream's run left the overload behind; start again from a fresh up.
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("DROP FUNCTION IF EXISTS list_payloads(v1_payload_kind, integer)")
@@ -205,7 +205,7 @@ def test_enum_label_in_use_and_nulls_are_announced_then_removed(database_url: st
             """INSERT INTO "TenantMember" VALUES
             (1, 'OWNER', 'a'), (2, 'VIEWER', 'b'), (3, 'VIEWER', 'c'), (4, 'MEMBER', NULL)"""
         )
-    plan = plan_and_run(database_url, migrations, 20250101000000, Profile(name="test"), run=False)
+    plan = plan_and_run(database_url, migrations, 20250401000000, Profile(name="test"), run=False)
     not_null, viewer = plan.steps
     assert not_null.data_loss and "1 row(s)" in not_null.data_loss[0]
     assert any(w.startswith("data loss:") for w in not_null.warnings)
@@ -218,11 +218,11 @@ def test_enum_label_in_use_and_nulls_are_announced_then_removed(database_url: st
         plan_and_run(
             database_url,
             migrations,
-            20250101000000,
+            20250401000000,
             Profile(name="t"),
             PlanOptions(no_patches=True),
         )
-    plan_and_run(database_url, migrations, 20250101000000, Profile(name="test"))
+    plan_and_run(database_url, migrations, 20250401000000, Profile(name="test"))
     with psycopg.connect(database_url) as conn:
         ids = [r[0] for r in conn.execute('SELECT id FROM "TenantMember" ORDER BY id').fetchall()]
         labels = conn.execute(
@@ -234,15 +234,15 @@ def test_enum_label_in_use_and_nulls_are_announced_then_removed(database_url: st
     assert labels == ("{OWNER,ADMIN,MEMBER}",)
     # The round trip: the newer ups apply again.
     apply_up(database_url, directory)
-    assert versions(database_url)[-1] == 20250103000000
+    assert versions(database_url)[-1] == 20250403000000
 
 
 # -- renamed versions and stuck upgrades --------------------------------------------------------
 
-OLD, NEW = 20250105000000, 20250115000000
+OLD, NEW = 20250405000000, 20250415000000
 RENAMED_PROFILE = Profile(
     name="test",
-    renamed={OLD: Renamed(OLD, "20250105000000_v1_0_1.sql", ("v0.2.0",), NEW)},
+    renamed={OLD: Renamed(OLD, "20250405000000_v1_0_1.sql", ("v0.2.0",), NEW)},
 )
 
 
@@ -257,17 +257,17 @@ def test_stuck_upgrade_reverts_the_orphan_with_its_own_older_file(database_url: 
     older = load_directory(directory / "older")
     migrations = {**load_directory(directory), **older}
     # The older release ran v1_0_1 as OLD; the upgrade applied v1_0_2 and then failed on NEW
-    # (the column exists): stuck, with the orphan row OLD below 20250110000000.
-    apply_up(database_url, directory, to_version=20250101000000)
+    # (the column exists): stuck, with the orphan row OLD below 20250410000000.
+    apply_up(database_url, directory, to_version=20250401000000)
     apply_up(database_url, directory / "older")
-    apply_up(database_url, directory, to_version=20250110000000)
-    assert versions(database_url) == [0, 20250101000000, OLD, 20250110000000]
+    apply_up(database_url, directory, to_version=20250410000000)
+    assert versions(database_url) == [0, 20250401000000, OLD, 20250410000000]
 
-    plan = plan_and_run(database_url, migrations, 20250101000000, RENAMED_PROFILE)
-    assert [s.version for s in plan.steps] == [20250110000000, OLD]
-    assert plan.steps[1].file == "20250105000000_v1_0_1.sql"
+    plan = plan_and_run(database_url, migrations, 20250401000000, RENAMED_PROFILE)
+    assert [s.version for s in plan.steps] == [20250410000000, OLD]
+    assert plan.steps[1].file == "20250405000000_v1_0_1.sql"
     assert plan.steps[1].warnings[0].startswith("orphan:")
-    assert versions(database_url) == [0, 20250101000000]
+    assert versions(database_url) == [0, 20250401000000]
     assert scalar(database_url, "SELECT count(*) FROM information_schema.columns "
                   "WHERE table_name = 'v1_task' AND column_name = 'is_durable'") == 0  # fmt: skip
 
@@ -275,32 +275,32 @@ def test_stuck_upgrade_reverts_the_orphan_with_its_own_older_file(database_url: 
 def test_renamed_pair_is_reverted_once(database_url: str) -> None:
     directory = CASES / "renamed"
     migrations = load_directory(directory)
-    apply_up(database_url, directory, to_version=20250101000000)
+    apply_up(database_url, directory, to_version=20250401000000)
     # A release ran the file as OLD, a later one as NEW (an idempotent up): both rows, one column.
     apply_up(database_url, directory / "older")
-    _insert_rows(database_url, 20250110000000)
+    _insert_rows(database_url, 20250410000000)
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE v1_filter (id BIGINT PRIMARY KEY)")
     _insert_rows(database_url, NEW)
 
-    plan = plan_and_run(database_url, migrations, 20250101000000, RENAMED_PROFILE)
+    plan = plan_and_run(database_url, migrations, 20250401000000, RENAMED_PROFILE)
     by_version = {s.version: s for s in plan.steps}
-    assert [s.version for s in plan.steps] == [NEW, 20250110000000, OLD]
+    assert [s.version for s in plan.steps] == [NEW, 20250410000000, OLD]
     assert by_version[NEW].action == "upstream"
     assert by_version[OLD].action == "row only" and by_version[OLD].statements == []
-    assert versions(database_url) == [0, 20250101000000]
+    assert versions(database_url) == [0, 20250401000000]
 
 
 def test_renamed_row_without_its_file_uses_the_twins_down(database_url: str) -> None:
     directory = CASES / "renamed"
     migrations = load_directory(directory)  # no older file: only NEW's
-    apply_up(database_url, directory, to_version=20250101000000)
+    apply_up(database_url, directory, to_version=20250401000000)
     apply_up(database_url, directory / "older")
-    plan = plan_and_run(database_url, migrations, 20250101000000, RENAMED_PROFILE)
+    plan = plan_and_run(database_url, migrations, 20250401000000, RENAMED_PROFILE)
     [step] = plan.steps
-    assert (step.version, step.file) == (OLD, "20250115000000_v1_0_1.sql")
+    assert (step.version, step.file) == (OLD, "20250415000000_v1_0_1.sql")
     assert step.warnings[0].startswith("renamed:")
-    assert versions(database_url) == [0, 20250101000000]
+    assert versions(database_url) == [0, 20250401000000]
 
 
 def test_renamed_row_below_the_target_is_reverted_when_the_target_lacks_it(
@@ -309,40 +309,40 @@ def test_renamed_row_below_the_target_is_reverted_when_the_target_lacks_it(
     directory = CASES / "renamed"
     older = load_directory(directory / "older")
     migrations = {**load_directory(directory), **older}
-    apply_up(database_url, directory, to_version=20250101000000)
+    apply_up(database_url, directory, to_version=20250401000000)
     apply_up(database_url, directory / "older")
-    apply_up(database_url, directory, to_version=20250110000000)
-    # Target 20250110000000 (a release with v1_0_2 but without OLD): goose stops at once, yet
+    apply_up(database_url, directory, to_version=20250410000000)
+    # Target 20250410000000 (a release with v1_0_2 but without OLD): goose stops at once, yet
     # OLD's column is not part of that release's schema.
     plan = plan_and_run(
         database_url,
         migrations,
-        20250110000000,
+        20250410000000,
         RENAMED_PROFILE,
-        target_versions=frozenset({20250101000000, 20250110000000}),
+        target_versions=frozenset({20250401000000, 20250410000000}),
     )
     [step] = plan.steps
     assert step.version == OLD and step.below_target
-    assert versions(database_url) == [0, 20250101000000, 20250110000000]
+    assert versions(database_url) == [0, 20250401000000, 20250410000000]
 
 
 def test_unknown_orphan_blocks_until_skipped(database_url: str) -> None:
     directory = CASES / "renamed"
     migrations = load_directory(directory)
-    apply_up(database_url, directory, to_version=20250101000000)
-    _insert_rows(database_url, 20250107000000)
-    plan = plan_and_run(database_url, migrations, 20250101000000, RENAMED_PROFILE, run=False)
+    apply_up(database_url, directory, to_version=20250401000000)
+    _insert_rows(database_url, 20250407000000)
+    plan = plan_and_run(database_url, migrations, 20250401000000, RENAMED_PROFILE, run=False)
     [step] = plan.blocked_steps
-    assert step.reason is not None and "--skip-orphan 20250107000000" in step.reason
+    assert step.reason is not None and "--skip-orphan 20250407000000" in step.reason
     plan = plan_and_run(
         database_url,
         migrations,
-        20250101000000,
+        20250401000000,
         RENAMED_PROFILE,
-        PlanOptions(skip_orphans=frozenset({20250107000000})),
+        PlanOptions(skip_orphans=frozenset({20250407000000})),
     )
     assert plan.steps[0].action == "row only"
-    assert versions(database_url) == [0, 20250101000000]
+    assert versions(database_url) == [0, 20250401000000]
 
 
 # -- Go migrations ------------------------------------------------------------------------------
@@ -351,10 +351,10 @@ def test_unknown_orphan_blocks_until_skipped(database_url: str) -> None:
 @pytest.fixture
 def partitioned(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """v1_runs_olap with level-2 leaves and v1_0_66's indexes, built as its up builds them."""
-    leaves = ["v1_runs_olap_20250101_queued", "v1_runs_olap_20250101_running"]
+    leaves = ["v1_runs_olap_20250401_queued", "v1_runs_olap_20250401_running"]
     cols = "(tenant_id, inserted_at, id, readable_status, kind)"
     up = [f'CREATE INDEX "ix_{leaf}_tenant_id" ON {leaf} {cols}' for leaf in leaves]
-    up.append(f'CREATE INDEX "ix_v1_runs_olap_20250101_tenant_id" ON v1_runs_olap_20250101 {cols}')
+    up.append(f'CREATE INDEX "ix_v1_runs_olap_20250401_tenant_id" ON v1_runs_olap_20250401 {cols}')
     up.append(f'CREATE INDEX "ix_v1_runs_olap_tenant_id" ON v1_runs_olap {cols}')
     monkeypatch.setitem(GO_UP_SQL, V1_0_66, up)
     apply_up(database_url, CASES / "go_partitioned")
@@ -363,7 +363,7 @@ def partitioned(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 def test_go_file_with_another_sha_blocks_naming_both_shas(partitioned: str) -> None:
     migrations = load_directory(CASES / "go_partitioned")
-    plan = plan_and_run(partitioned, migrations, 20250101000000, HATCHET, run=False)
+    plan = plan_and_run(partitioned, migrations, 20250401000000, HATCHET, run=False)
     [step] = plan.blocked_steps
     ours = migrations[V1_0_66].blob_sha
     assert step.reason is not None and ours is not None
@@ -378,25 +378,25 @@ def test_trusted_port_runs_patched_on_a_partitioned_table(partitioned: str) -> N
         plan_and_run(
             partitioned,
             migrations,
-            20250101000000,
+            20250401000000,
             HATCHET,
             PlanOptions(trust_go_ports=True, no_patches=True),
         )
-    plan = plan_and_run(partitioned, migrations, 20250101000000, HATCHET, trust)
+    plan = plan_and_run(partitioned, migrations, 20250401000000, HATCHET, trust)
     [step] = plan.steps
     assert step.kind == "go" and step.patched and step.transaction is False
     assert any(w.startswith("trusted port:") for w in step.warnings)
     assert scalar(partitioned, "SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'ix_%'") == 0
-    assert versions(partitioned) == [0, 20250101000000]
+    assert versions(partitioned) == [0, 20250401000000]
 
 
 def test_go_file_without_a_port_blocks(database_url: str, tmp_path: Path) -> None:
-    (tmp_path / "20250101000000_v1_0_0.sql").write_text("-- +goose Up\nSELECT 1;\n")
-    (tmp_path / "20250102000000_v1_0_1.go").write_text("package migrations\n")
+    (tmp_path / "20250401000000_v1_0_0.sql").write_text("-- +goose Up\nSELECT 1;\n")
+    (tmp_path / "20250402000000_v1_0_1.go").write_text("package migrations\n")
     with psycopg.connect(database_url, autocommit=True) as conn:
         ensure_version_table(conn)
-    _insert_rows(database_url, 20250101000000, 20250102000000)
-    plan = plan_and_run(database_url, load_directory(tmp_path), 20250101000000, HATCHET, run=False)
+    _insert_rows(database_url, 20250401000000, 20250402000000)
+    plan = plan_and_run(database_url, load_directory(tmp_path), 20250401000000, HATCHET, run=False)
     [step] = plan.blocked_steps
     assert step.reason is not None and "has no Python port" in step.reason
 
@@ -405,9 +405,9 @@ def test_old_row_below_the_target_whose_twin_stays_is_deleted_alone(database_url
     directory = CASES / "renamed"
     older = load_directory(directory / "older")
     migrations = {**load_directory(directory), **older}
-    apply_up(database_url, directory, to_version=20250101000000)
+    apply_up(database_url, directory, to_version=20250401000000)
     apply_up(database_url, directory / "older")
-    _insert_rows(database_url, 20250110000000, NEW)
+    _insert_rows(database_url, 20250410000000, NEW)
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE v1_filter (id BIGINT PRIMARY KEY)")
     # The target ships NEW (the renamed file): its column stays; OLD's row alone goes.
@@ -416,10 +416,31 @@ def test_old_row_below_the_target_whose_twin_stays_is_deleted_alone(database_url
         migrations,
         NEW,
         RENAMED_PROFILE,
-        target_versions=frozenset({20250101000000, 20250110000000, NEW}),
+        target_versions=frozenset({20250401000000, 20250410000000, NEW}),
     )
     [step] = plan.steps
     assert (step.version, step.action, step.below_target) == (OLD, "row only", True)
-    assert versions(database_url) == [0, 20250101000000, 20250110000000, NEW]
+    assert versions(database_url) == [0, 20250401000000, 20250410000000, NEW]
     assert scalar(database_url, "SELECT count(*) FROM information_schema.columns "
                   "WHERE table_name = 'v1_task' AND column_name = 'is_durable'") == 1  # fmt: skip
+
+
+def test_rows_of_a_table_the_down_drops_are_not_deleted_after_the_drop(
+    database_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "20250401000000_v1_0_0.sql").write_text(
+        "-- +goose Up\nCREATE TYPE kind AS ENUM ('A');\n-- +goose Down\nDROP TYPE kind;\n"
+    )
+    (tmp_path / "20250402000000_v1_0_1.sql").write_text(
+        "-- +goose NO TRANSACTION\n-- +goose Up\nALTER TYPE kind ADD VALUE 'B';\n"
+        "CREATE TABLE v1_match (id BIGINT PRIMARY KEY, k kind NOT NULL);\n"
+        "-- +goose Down\nDROP TABLE v1_match;\n"
+    )
+    apply_up(database_url, tmp_path)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO v1_match VALUES (1, 'B')")
+    plan = plan_and_run(database_url, load_directory(tmp_path), 20250401000000, Profile(name="t"))
+    [step] = plan.steps
+    assert not step.data_loss  # the rows go with the table, announced by DROP TABLE's warning
+    assert any(w.startswith("data loss: DROP TABLE v1_match") for w in step.warnings)
+    assert scalar(database_url, "SELECT count(*) FROM pg_enum") == 1

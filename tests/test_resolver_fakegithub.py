@@ -19,6 +19,7 @@ import httpx
 import pytest
 import respx
 
+from fixtures.github_emulator.gitobjects import git_object_sha
 from resolver.gitblob import git_blob_sha
 
 API = "https://api.github.com"
@@ -40,6 +41,19 @@ def basic_error(status: int, message: str) -> httpx.Response:
             "status": str(status),
         },
     )
+
+
+def tree_id(tree: list[dict[str, Any]]) -> str:
+    """The real git id of the tree object holding these trees-API entries (as GitHub gives)."""
+
+    def key(e: dict[str, Any]) -> bytes:
+        return (e["path"] + ("/" if e["type"] == "tree" else "")).encode()
+
+    body = b"".join(
+        f"{e['mode'].lstrip('0')} {e['path']}".encode() + b"\0" + bytes.fromhex(e["sha"])
+        for e in sorted(tree, key=key)
+    )
+    return git_object_sha("tree", body)
 
 
 @dataclass
@@ -125,7 +139,7 @@ class FakeGitHub:
         ]
         tree.append({"path": "sub", "mode": "040000", "type": "tree", "sha": "0" * 40, "url": ""})
         return self._json(
-            {"sha": "f" * 40, "url": "", "tree": tree, "truncated": self.truncate_trees}
+            {"sha": tree_id(tree), "url": "", "tree": tree, "truncated": self.truncate_trees}
         )
 
     def contents(self, request: httpx.Request, path: str) -> httpx.Response:

@@ -14,7 +14,9 @@ other than a fresh install of the previous release:
   parent's and PostgreSQL refuses to drop them alone, so it fails as soon as a partition exists.
 - ``v1_0_99``: its ups before v0.83.57 drop ``ix_v1_runs_olap_tenant_id`` (``v1_0_66``'s index)
   and no down recreates it. Every SHA is patched, since a database may have run an early file
-  and kept its row through later releases; the rebuild is ``IF NOT EXISTS`` throughout.
+  and kept its row through later releases; the rebuild is ``IF NOT EXISTS`` throughout. When
+  the table is day-only at plan time (``v1_0_100`` applied; ``olap_reshape`` reverses it first)
+  only the parent's index is built, non-concurrently.
 """
 
 from __future__ import annotations
@@ -23,7 +25,14 @@ from collections.abc import Iterable
 
 from migrator.profile import Catalog, Patch, PatchContext, Port, StatementBuilder, static
 
-__all__ = ["PATCHED_PORTS", "PORTS", "partitions", "quote_ident"]
+__all__ = [
+    "PATCHED_PORTS",
+    "PORTS",
+    "RUNS_TENANT_INDEX_COLUMNS",
+    "partitions",
+    "quote_ident",
+    "runs_tenant_index_statement",
+]
 
 RUNS_OLAP = "v1_runs_olap"
 TASKS_OLAP = "v1_tasks_olap"
@@ -98,8 +107,21 @@ def _partition_tree(catalog: Catalog, table: str) -> list[tuple[str, bool, int]]
     ]
 
 
+RUNS_TENANT_INDEX_COLUMNS = "(tenant_id, inserted_at, id, readable_status, kind)"
+"""The columns of ``v1_0_66``'s ``ix_v1_runs_olap_tenant_id`` (and of its partition indexes)."""
+
+
 def _runs_tenant_index(table: str) -> str:
     return f"ix_{table}_tenant_id"
+
+
+def runs_tenant_index_statement() -> str:
+    """``ix_v1_runs_olap_tenant_id`` on the parent alone, built non-concurrently with every
+    partition's index, where missing."""
+    return (
+        f"CREATE INDEX IF NOT EXISTS {quote_ident(_runs_tenant_index(RUNS_OLAP))} "
+        f"ON {quote_ident(RUNS_OLAP)} {RUNS_TENANT_INDEX_COLUMNS}"
+    )
 
 
 def _down_v1_0_66(catalog: Catalog) -> list[str]:
@@ -133,8 +155,22 @@ def _restore_runs_tenant_index(catalog: Catalog) -> list[str]:
     exists = catalog.query("SELECT to_regclass(%s::text) IS NOT NULL", (RUNS_OLAP,))
     if exists and not exists[0][0]:
         return []
-    columns = "(tenant_id, inserted_at, id, readable_status, kind)"
+    columns = RUNS_TENANT_INDEX_COLUMNS
     tree = _partition_tree(catalog, RUNS_OLAP)
+    if any(is_leaf and level == 1 for _name, is_leaf, level in tree):
+        # Day-only at plan time: v1_0_100's up ran, and its reverse (olap_reshape) runs before
+        # this step and rebuilds v1_runs_olap by day and status, so the partitions listed now
+        # are not the ones this step meets (CONCURRENTLY fails on a partitioned one). The
+        # parent's index alone, non-concurrently, fits whichever shape the step finds.
+        return [runs_tenant_index_statement()]
+    valid = catalog.query(
+        "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s::text)",
+        (_runs_tenant_index(RUNS_OLAP),),
+    )
+    if valid and valid[0][0]:
+        # Present and valid, so every partition has its index attached (whatever its name):
+        # building ix_<leaf>_tenant_id by name would only add duplicates.
+        return []
     statements = [
         f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {quote_ident(_runs_tenant_index(name))} "
         f"ON {quote_ident(name)} {columns}"
@@ -147,10 +183,7 @@ def _restore_runs_tenant_index(catalog: Catalog) -> list[str]:
         for name, is_leaf, _level in tree
         if not is_leaf
     ]
-    statements.append(
-        f"CREATE INDEX IF NOT EXISTS {quote_ident(_runs_tenant_index(RUNS_OLAP))} "
-        f"ON {quote_ident(RUNS_OLAP)} {columns}"
-    )
+    statements.append(runs_tenant_index_statement())
     return statements
 
 

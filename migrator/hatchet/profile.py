@@ -10,6 +10,7 @@ from __future__ import annotations
 from migrator.hatchet.data_fixes import DATA_FIXES
 from migrator.hatchet.go_ports import PATCHED_PORTS, PORTS
 from migrator.hatchet.history import FLOOR_RELEASE, FLOOR_VERSION, RENAMED, REWRITTEN_IDS
+from migrator.hatchet.olap_reshape import OLAP_PATCHES
 from migrator.hatchet.patches import PATCHES
 from migrator.profile import Patch, Profile
 
@@ -25,7 +26,7 @@ def _merged(*groups: dict[int, list[Patch]]) -> dict[int, list[Patch]]:
 PROFILE = Profile(
     name="hatchet",
     ports=PORTS,
-    patches=_merged(PATCHES, PATCHED_PORTS),
+    patches=_merged(PATCHES, PATCHED_PORTS, OLAP_PATCHES),
     data_fixes=DATA_FIXES,
     renamed=RENAMED,
     rewritten_ids=REWRITTEN_IDS,
