@@ -416,8 +416,44 @@ def downgrade(
         typer.Option("--migrations-dir", help="Take migrations from a local directory."),
     ] = None,
     lock_timeout: Annotated[
-        float, typer.Option("--lock-timeout", min=0, help="Seconds to wait for the lock.")
+        float,
+        typer.Option(
+            "--lock-timeout",
+            min=0,
+            metavar="SECONDS",
+            help="Seconds to wait for goose's migration lock (the advisory lock hatchet-migrate "
+            "takes), as hatchet-migrate does; not PostgreSQL's lock_timeout (see "
+            "--ddl-lock-timeout).",
+        ),
     ] = 300.0,
+    ddl_lock_timeout: Annotated[
+        float,
+        typer.Option(
+            "--ddl-lock-timeout",
+            min=0,
+            metavar="SECONDS",
+            help="PostgreSQL lock_timeout for each statement of a step (0: wait forever); a "
+            "step that hits it is rolled back and retried, naming the session in its way.",
+        ),
+    ] = 5.0,
+    ddl_lock_retries: Annotated[
+        int,
+        typer.Option(
+            "--ddl-lock-retries",
+            min=0,
+            metavar="N",
+            help="How often a step that hit --ddl-lock-timeout is retried (with backoff).",
+        ),
+    ] = 5,
+    statement_timeout: Annotated[
+        float,
+        typer.Option(
+            "--statement-timeout",
+            min=0,
+            metavar="SECONDS",
+            help="PostgreSQL statement_timeout for each statement (0: none, as hatchet-migrate).",
+        ),
+    ] = 0.0,
     ignore_active_sessions: Annotated[
         bool,
         typer.Option(
@@ -491,6 +527,7 @@ def downgrade(
             from_ref=from_ref,
             migrations_dir=migrations_dir,
             lock_timeout=lock_timeout,
+            ddl_limits=(ddl_lock_timeout, ddl_lock_retries, statement_timeout),
             ignore_active_sessions=ignore_active_sessions,
             backup=backup,
             compose_file=compose_file,
@@ -516,6 +553,7 @@ def _downgrade(
     from_ref: str | None,
     migrations_dir: Path | None,
     lock_timeout: float,
+    ddl_limits: tuple[float, int, float],
     ignore_active_sessions: bool,
     backup: Path | None,
     compose_file: Path | None,
@@ -620,7 +658,7 @@ def _downgrade(
         size = pg_dump_backup(url, backup)
         _progress(f"backup written: {backup} ({size:,} bytes)")
     try:
-        result = _run(url, plan, replan, lock_timeout, ignore_active_sessions)
+        result = _run(url, plan, replan, lock_timeout, ignore_active_sessions, ddl_limits)
     except StepFailedError as exc:
         if json_out:
             # Scripts still get the plan with each step's status, and where the database is now.
@@ -806,9 +844,11 @@ def _run(
     replan: Replan,
     lock_timeout: float,
     ignore_active_sessions: bool,
+    ddl_limits: tuple[float, int, float] = (5.0, 5, 0.0),
 ) -> RunResult:
     from migrator.runner import run_plan
 
+    ddl_lock_timeout, ddl_lock_retries, statement_timeout = ddl_limits
     started = time.monotonic()
     with _step_progress(plan) as on_event:
         result = run_plan(
@@ -818,6 +858,10 @@ def _run(
             lock_timeout=lock_timeout,
             ignore_active_sessions=ignore_active_sessions,
             on_event=on_event,
+            ddl_lock_timeout=ddl_lock_timeout,
+            ddl_lock_retries=ddl_lock_retries,
+            statement_timeout=statement_timeout,
+            on_wait=lambda wait: _progress(f"lock wait: {wait.describe()}"),
         )
     done = sum(1 for s in result.steps if s.status == "done")
     _progress(

@@ -1,8 +1,9 @@
 """PostgreSQL connections the way hatchet-migrate opens them, secret scrubbing, and live sessions.
 
 Every connection is autocommit with ``statement_timeout`` and
-``idle_in_transaction_session_timeout`` set to 0 (as hatchet-migrate does), so long downs are not
-cut off by server defaults.
+``idle_in_transaction_session_timeout`` set to 0 (as hatchet-migrate does), and
+``idle_session_timeout`` too (PostgreSQL 14+), so long downs and idle waits are not cut off by
+server defaults; TCP keepalives are on.
 
 Secrets. A database password must never reach any output, whatever form the URL takes and even
 when it is malformed (libpq accepts unencoded delimiters in a password in some places). So
@@ -35,6 +36,11 @@ if TYPE_CHECKING:
 
 APPLICATION_NAME = "hatchet-schema"
 DEFAULT_CONNECT_TIMEOUT = 10
+# libpq TCP keepalives (unless the URL sets them): a connection idle through a long run (the goose
+# lock session) is probed every 10 s after 30 s, so NAT and firewalls keep it, and a dead peer is
+# noticed in about a minute instead of the kernel's two hours.
+DEFAULT_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+                      "keepalives_count": 3}  # fmt: skip
 
 _REDACTED = "***"
 # Masks to choose from: the first that shares no character with any secret, so masking never
@@ -45,8 +51,8 @@ _SECRET_KEYS = frozenset({"password", "sslpassword"})
 _URI_PREFIX = re.compile(r"postgres(?:ql)?://", re.IGNORECASE)
 _URI_PREFIXES = ("postgresql://", "postgres://")
 # A key=value key anywhere in a string (a secret one when it names a password).
-_KV_SECRET_KEY = re.compile(r"(?<![\w.-])(?:ssl)?password\s*=\s*", re.IGNORECASE)
-_KV_NEXT_KEY = re.compile(r"\s+[A-Za-z_]\w*\s*=")
+_KV_SECRET_KEY = re.compile(r"(?<![\w.-])(?:ssl)?password\s*=\s*", re.IGNORECASE | re.ASCII)
+_KV_NEXT_KEY = re.compile(r"\s+[A-Za-z_]\w*\s*=", re.ASCII)
 _QUERY_KEY = re.compile(r"[?&]([^&=]*)=")
 _QUERY_NEXT_KEY = re.compile(r"&[A-Za-z_%][\w%]*=")
 _SPACE = re.compile(r"\s")
@@ -214,7 +220,8 @@ def scrub_message(text: str) -> str:
     """:func:`scrub`, and also mask any password in a URL or ``password=`` inside ``text`` itself
     (a database URL given where another value was expected and echoed back in an error)."""
     own = secret_candidates(text, in_message=True)
-    own = {c for c in own if c.strip("".join(_MASKS))}  # not a mask already in place
+    # Not a mask already in place (a URL redact_url rebuilt, "password=***:").
+    own = {c for c in own if _REDACTED not in c and c.strip("".join(_MASKS))}
     return _mask_all(text, own | _seen_secrets)
 
 
@@ -424,6 +431,7 @@ def connect(url: str, *, read_only: bool = False) -> psycopg.Connection[Any]:
     extra: dict[str, Any] = {"application_name": APPLICATION_NAME}
     if "connect_timeout" not in params:
         extra["connect_timeout"] = DEFAULT_CONNECT_TIMEOUT
+    extra.update({k: v for k, v in DEFAULT_KEEPALIVES.items() if k not in params})
     try:
         conn = psycopg.connect(url, autocommit=True, **extra)
     except psycopg.Error as exc:
@@ -432,6 +440,8 @@ def connect(url: str, *, read_only: bool = False) -> psycopg.Connection[Any]:
     try:
         conn.execute("SET statement_timeout = 0")
         conn.execute("SET idle_in_transaction_session_timeout = 0")
+        if conn.info.server_version >= 140000:  # PostgreSQL 14 added idle_session_timeout
+            conn.execute("SET idle_session_timeout = 0")
         if read_only:
             conn.execute("SET default_transaction_read_only = on")
     except psycopg.Error as exc:

@@ -198,7 +198,9 @@ def _apply_patch(
     if patch.transaction is not None:
         step.transaction = patch.transaction
     step.action, step.patch_reason = "patch", patch.reason
-    step.warnings = [w for w in step.warnings if not w.startswith("data loss:")]
+    # The patch supplies the down: upstream's own data-loss and left-behind notes no longer hold.
+    stale = ("data loss:", "missing down:", "empty down:")
+    step.warnings = [w for w in step.warnings if not w.startswith(stale)]
     step.warnings += data_loss_warnings(step.statements)
 
 

@@ -9,9 +9,11 @@ a transactional step commits both together or neither.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import psycopg
@@ -19,7 +21,8 @@ import psycopg
 from migrator.catalog import ConnectionCatalog
 from migrator.database import SessionInfo, connect, other_sessions
 from migrator.errors import EXIT_BLOCKED, LockError, MigratorError, StepFailedError
-from migrator.lock import goose_lock
+from migrator.lock import HeldLock, goose_lock, refuse_pooler
+from migrator.lockwait import LockWait, WaitObserver, WaitSample, probable_blockers
 from migrator.plan import Plan, Step
 from migrator.profile import Catalog
 from migrator.versions import (
@@ -30,12 +33,41 @@ from migrator.versions import (
     read_version_rows,
 )
 
+__all__ = [
+    "DEFAULT_DDL_LOCK_RETRIES",
+    "DEFAULT_DDL_LOCK_TIMEOUT",
+    "DEFAULT_STATEMENT_TIMEOUT",
+    "EventCallback",
+    "LockWait",
+    "Replan",
+    "RunResult",
+    "WaitCallback",
+    "refuse_sessions",
+    "run_plan",
+]
+
 EventName = Literal["start", "done", "failed"]
 EventCallback = Callable[[str, Step, float], None]
+WaitCallback = Callable[[LockWait], None]
+"""Called when a step's statement gave up waiting for a lock and will be tried again."""
 Replan = Callable[[Sequence[VersionRow], Catalog], Plan]
 """Builds the plan again from the version rows and catalog as they are (same inputs otherwise)."""
 
 DELETE_VERSION_SQL = f"DELETE FROM {VERSION_TABLE} WHERE version_id = %s"
+
+# PostgreSQL lock_timeout for every statement of a step: a DDL statement queued behind a long
+# transaction makes every later query on that table queue behind it, so it gives up early and
+# is retried instead (hatchet-migrate waits forever).
+DEFAULT_DDL_LOCK_TIMEOUT = 5.0
+DEFAULT_DDL_LOCK_RETRIES = 5
+DEFAULT_STATEMENT_TIMEOUT = 0.0  # as hatchet-migrate: a long down is not cut off
+BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0  # seconds between tries: 0.5, 1, 2, 4, 8, ... <= 30
+LOCK_NOT_AVAILABLE = "55P03"
+# A cancelled CREATE INDEX CONCURRENTLY (or REINDEX CONCURRENTLY) can leave an INVALID index
+# behind; running it again would fail on it or, with IF NOT EXISTS, keep it. Not retried.
+_LEAVES_INVALID_INDEX = re.compile(
+    r"\b(?:CREATE\s+(?:UNIQUE\s+)?INDEX|REINDEX)\b[^;]*\bCONCURRENTLY\b", re.IGNORECASE
+)
 
 
 @dataclass
@@ -156,55 +188,83 @@ def _failure_message(
     return " ".join(parts)
 
 
-def _execute_statements(cur: psycopg.Cursor[Any], step: Step, progress: list[int]) -> None:
-    for index, statement in enumerate(step.statements, start=1):
-        progress[0] = index
-        # No parameters: psycopg uses the simple query protocol, as goose does, so a statement
-        # may hold several commands. prepare=False keeps repeated text off the extended protocol.
-        cur.execute(statement, prepare=False)
-    progress[0] = 0
-    cur.execute(DELETE_VERSION_SQL, (step.version,))
+@dataclass
+class _Run:
+    """What every step of a run shares: the connection, the lock, the limits, the callbacks."""
+
+    conn: psycopg.Connection[Any]
+    lock: HeldLock
+    plan: Plan
+    ddl_lock_timeout: float
+    tries: int
+    sleep: Callable[[float], None]
+    on_event: EventCallback | None
+    on_wait: WaitCallback | None
+    observer: WaitObserver | None
+    position_sql: str
+    reverted: list[Step] = field(default_factory=list)
 
 
-def _run_step(
-    conn: psycopg.Connection[Any],
-    step: Step,
-    reverted: Sequence[Step],
-    on_event: EventCallback | None,
-) -> None:
-    started = time.monotonic()
-    if on_event:
-        on_event("start", step, 0.0)
-    progress = [0]  # statement being sent, 0 for the version-row DELETE
+def _milliseconds(seconds: float) -> int:
+    """A PostgreSQL timeout in ms; 0 (none) stays 0, anything above never rounds down to 0."""
+    return 0 if seconds <= 0 else max(1, round(seconds * 1000))
+
+
+def _backoff(attempt: int) -> float:
+    return float(min(BACKOFF_FIRST * 2 ** (attempt - 1), BACKOFF_MAX))
+
+
+def _position_sql(lock: HeldLock) -> str:
+    """goose's per-step read of the version table, and in the same round trip the server's word
+    on whether the lock session still holds both lock ids (one row even for an empty table).
+    The name is unqualified, as goose reads it and as the DELETE writes it."""
+    return (
+        "SELECT p.held_ids, p.backend_start, v.id, v.version_id, v.is_applied, v.tstamp "
+        f"FROM ({lock.probe_sql()}) AS p LEFT JOIN {VERSION_TABLE} AS v ON true ORDER BY v.id"
+    )
+
+
+def _read_position(run: _Run) -> tuple[list[VersionRow], str | None]:
+    """The version rows now, and what is wrong with the lock (None when it is held)."""
     try:
-        with conn.cursor() as cur:
-            if step.transaction:
-                with conn.transaction():
-                    _execute_statements(cur, step, progress)
-            else:
-                _execute_statements(cur, step, progress)
+        with run.conn.cursor() as cur:
+            cur.execute(run.position_sql, prepare=False)
+            rows = cur.fetchall()
     except psycopg.Error as exc:
-        step.status = "failed"
-        index = progress[0] or None
-        step.reason = _failure_message(step, index, exc, reverted)
-        if on_event:
-            on_event("failed", step, time.monotonic() - started)
-        raise StepFailedError(step.reason) from None
-    step.status = "done"
-    if on_event:
-        on_event("done", step, time.monotonic() - started)
+        raise MigratorError(f"cannot read {VERSION_TABLE}: {_pg_error(exc)}") from None
+    held, started = (rows[0][0], rows[0][1]) if rows else (None, None)
+    versions = [
+        VersionRow(id=int(i), version_id=int(v), is_applied=bool(a), tstamp=t)
+        for _h, _s, i, v, a, t in rows
+        if i is not None
+    ]
+    return versions, run.lock.problem_from(held, started)
 
 
-def _mark_not_run(steps: Sequence[Step]) -> None:
-    for step in steps:
-        if step.status in ("ready", "blocked"):
-            step.status = "not run"
+def _lock_lost(
+    run: _Run, step: Step, rows: Sequence[VersionRow], problem: str, retrying: bool
+) -> LockError:
+    done, total = len(run.reverted), len(run.plan.steps)
+    current = current_version(rows)
+    names = ", ".join(_step_name(s) for s in run.reverted)
+    where = "before retrying" if retrying else "before"
+    reverted = (
+        f"{done} of {total} step(s) were reverted in this run (committed): {names}"
+        if done
+        else f"none of the {total} step(s) was reverted in this run"
+    )
+    return LockError(
+        f"the goose migration lock was lost {where} step {_step_name(step)} (version "
+        f"{step.version}): {problem}. Another migrator (hatchet-migrate, goose) could now run "
+        f"alongside this one, so nothing more was run. The database is at version {current}; "
+        f"{reverted}. Make sure no other migrator is running, then run the downgrade again: "
+        f"it goes on from version {current}."
+    )
 
 
-def _check_position(conn: psycopg.Connection[Any], step: Step, reverted: Sequence[Step]) -> None:
+def _check_position(rows: Sequence[VersionRow], step: Step, reverted: Sequence[Step]) -> None:
     """goose re-reads the table before each step; the step's version must be the current one
     (or, for a renamed row below the target, still applied)."""
-    rows = read_version_rows(conn)
     if step.below_target:
         if step.version in applied_versions(rows):
             return
@@ -222,6 +282,148 @@ def _check_position(conn: psycopg.Connection[Any], step: Step, reverted: Sequenc
     )
 
 
+def _execute_statements(
+    cur: psycopg.Cursor[Any],
+    step: Step,
+    first: int,
+    progress: list[int],
+    observer: WaitObserver | None,
+) -> None:
+    """Statements ``first``.. of ``step``, then its version-row DELETE; ``progress`` holds the
+    statement being sent (0 for the DELETE) and ``progress[1]`` the observer's token."""
+    statements = step.statements
+    for index in range(first, len(statements) + 1):
+        progress[0] = index
+        if observer is not None:
+            progress[1] = observer.begin()
+        # No parameters: psycopg uses the simple query protocol, as goose does, so a statement
+        # may hold several commands. prepare=False keeps repeated text off the extended protocol.
+        cur.execute(statements[index - 1], prepare=False)
+    progress[0] = 0
+    if observer is not None:
+        progress[1] = observer.begin()
+    cur.execute(DELETE_VERSION_SQL, (step.version,), prepare=False)
+    if observer is not None:
+        observer.end()
+
+
+def _wait_info(
+    run: _Run, step: Step, index: int | None, attempt: int, token: int, retry_in: float | None
+) -> LockWait:
+    sample: WaitSample | None = run.observer.sample(token) if run.observer else None
+    if sample is None:
+        blockers = probable_blockers(run.conn, [run.lock.pid])
+    return LockWait(
+        step_name=_step_name(step),
+        version=step.version,
+        statement=index,
+        statements=len(step.statements),
+        attempt=attempt,
+        tries=run.tries,
+        timeout=run.ddl_lock_timeout,
+        mode=sample.mode if sample else None,
+        target=sample.target if sample else None,
+        blockers=sample.blockers if sample else blockers,
+        observed=sample is not None,
+        retry_in=retry_in,
+    )
+
+
+def _retryable(step: Step, index: int | None) -> bool:
+    if step.transaction or index is None:
+        return True
+    return not _LEAVES_INVALID_INDEX.search(step.statements[index - 1])
+
+
+def _give_up_note(run: _Run, step: Step, index: int | None, wait: LockWait) -> str:
+    if not _retryable(step, index):
+        return (
+            f" It waited {run.ddl_lock_timeout:g} s for {wait.blocked_by()}. It was not "
+            "retried: a cancelled CREATE INDEX CONCURRENTLY can leave an INVALID index behind "
+            "(drop it with DROP INDEX CONCURRENTLY before running again)."
+        )
+    pids = [b.pid for b in wait.blockers]
+    stop = f" (SELECT pg_terminate_backend({pids[0]}))" if len(pids) == 1 else ""
+    tries = f"on each of {run.tries} tries" if run.tries > 1 else "on its only try"
+    return (
+        f" It waited {run.ddl_lock_timeout:g} s {tries} for {wait.blocked_by()}. Let that "
+        f"session finish or stop it{stop}, or raise --ddl-lock-timeout / --ddl-lock-retries, "
+        "then run the downgrade again."
+    )
+
+
+def _run_step(run: _Run, step: Step) -> None:
+    """One step, goose's way, with the lock and the version re-checked before every try; a try
+    that hit lock_timeout is rolled back (or, without a transaction, resumed at the statement
+    that waited) and tried again after a backoff."""
+    started = time.monotonic()
+    if run.on_event:
+        run.on_event("start", step, 0.0)
+    first, attempt = 1, 0
+    progress = [0, 0]  # statement being sent (0: the version-row DELETE), observer token
+    while True:
+        attempt += 1
+        rows, problem = _read_position(run)
+        if problem:
+            raise _lock_lost(run, step, rows, problem, retrying=attempt > 1)
+        _check_position(rows, step, run.reverted)
+        try:
+            with run.conn.cursor() as cur:
+                if step.transaction:
+                    with run.conn.transaction():
+                        _execute_statements(cur, step, 1, progress, run.observer)
+                else:
+                    _execute_statements(cur, step, first, progress, run.observer)
+            break
+        except psycopg.Error as exc:
+            index = progress[0] or None
+            timed_out = exc.sqlstate == LOCK_NOT_AVAILABLE
+            wait = None
+            if timed_out:
+                last = attempt >= run.tries or not _retryable(step, index)
+                delay = None if last else _backoff(attempt)
+                wait = _wait_info(run, step, index, attempt, progress[1], delay)
+                if run.observer:
+                    run.observer.end()
+                if delay is not None:
+                    if run.on_wait:
+                        run.on_wait(wait)
+                    run.sleep(delay)
+                    if not step.transaction:  # what ran stays applied: go on from here
+                        first = index or len(step.statements) + 1
+                    continue
+            if run.observer:
+                run.observer.end()
+            step.status = "failed"
+            step.reason = _failure_message(step, index, exc, run.reverted)
+            if wait is not None:
+                step.reason += _give_up_note(run, step, index, wait)
+            if run.on_event:
+                run.on_event("failed", step, time.monotonic() - started)
+            raise StepFailedError(step.reason) from None
+    step.status = "done"
+    if run.on_event:
+        run.on_event("done", step, time.monotonic() - started)
+
+
+def _mark_not_run(steps: Sequence[Step]) -> None:
+    for step in steps:
+        if step.status in ("ready", "blocked"):
+            step.status = "not run"
+
+
+def _set_limits(
+    conn: psycopg.Connection[Any], ddl_lock_timeout: float, statement_timeout: float
+) -> None:
+    try:
+        conn.execute(
+            f"SET lock_timeout = {_milliseconds(ddl_lock_timeout)}; "
+            f"SET statement_timeout = {_milliseconds(statement_timeout)}"
+        )
+    except psycopg.Error as exc:
+        raise MigratorError(f"cannot set lock_timeout and statement_timeout: {exc}") from None
+
+
 def run_plan(
     url: str,
     plan: Plan,
@@ -230,12 +432,23 @@ def run_plan(
     lock_timeout: float = 300.0,
     ignore_active_sessions: bool = False,
     on_event: EventCallback | None = None,
+    ddl_lock_timeout: float = DEFAULT_DDL_LOCK_TIMEOUT,
+    ddl_lock_retries: int = DEFAULT_DDL_LOCK_RETRIES,
+    statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT,
+    on_wait: WaitCallback | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> RunResult:
     """Revert ``plan``'s steps in order; returns the final version.
 
-    Raises :class:`MigratorError` (exit 3) for a blocked or stale plan, :class:`LockError`
-    (exit 4) for other sessions or a held lock, :class:`StepFailedError` (exit 1) when a step's
-    SQL fails; nothing runs after a failed step.
+    ``lock_timeout`` is how long to wait for goose's migration lock; ``ddl_lock_timeout`` is
+    PostgreSQL's ``lock_timeout`` for each statement (0: wait forever), and a try that hits it
+    is tried again up to ``ddl_lock_retries`` times after a backoff (``sleep``), reported
+    through ``on_wait``; ``statement_timeout`` (0: none) caps each statement.
+
+    Raises :class:`MigratorError` (exit 3) for a blocked or stale plan, (exit 2) through a
+    connection pooler, :class:`LockError` (exit 4) for other sessions, a held lock or a lock
+    lost mid-run, :class:`StepFailedError` (exit 1) when a step's SQL fails or still waits
+    after the last try; nothing runs after a failed step.
     """
     _refuse_blocked(plan)
     if not plan.steps:
@@ -246,17 +459,34 @@ def run_plan(
 
     conn = connect(url)
     try:
+        refuse_pooler(conn)
         _refuse_sessions(conn, (), ignore_active_sessions)
-        with goose_lock(url, timeout=lock_timeout) as lock_pid:
+        with goose_lock(url, timeout=lock_timeout) as lock, ExitStack() as stack:
             # Checked again with the lock held: a session may have connected meanwhile.
-            _refuse_sessions(conn, (lock_pid,), ignore_active_sessions)
+            _refuse_sessions(conn, (lock.pid,), ignore_active_sessions)
             fresh = replan(read_version_rows(conn), ConnectionCatalog(conn))
             _refuse_changed(plan, fresh)
-            reverted: list[Step] = []
+            _set_limits(conn, ddl_lock_timeout, statement_timeout)
+            observer = None
+            if ddl_lock_timeout > 0:
+                interval = min(max(ddl_lock_timeout / 4, 0.02), 0.5)
+                watcher = WaitObserver(lock.conn, conn.info.backend_pid, interval=interval)
+                observer = stack.enter_context(watcher)
+            run = _Run(
+                conn=conn,
+                lock=lock,
+                plan=plan,
+                ddl_lock_timeout=ddl_lock_timeout,
+                tries=max(ddl_lock_retries, 0) + 1,
+                sleep=sleep,
+                on_event=on_event,
+                on_wait=on_wait,
+                observer=observer,
+                position_sql=_position_sql(lock),
+            )
             for step in plan.steps:
-                _check_position(conn, step, reverted)
-                _run_step(conn, step, reverted, on_event)
-                reverted.append(step)
+                _run_step(run, step)
+                run.reverted.append(step)
             final = current_version(read_version_rows(conn))
     finally:
         _mark_not_run(plan.steps)

@@ -1,4 +1,4 @@
-"""Hatchet's patches for the downs between v0.55.0 and v0.83.45, without the git snapshot.
+"""Hatchet's patches for the downs between v0.55.0 and v0.86.15, without the git snapshot.
 
 Each builder runs on short statements written here in the shape of upstream's down (and, where
 it reads an older migration, on a short stand-in for that file); where the behaviour matters it
@@ -37,6 +37,8 @@ V1_0_17 = 20250507193114
 V1_0_42 = 20250912162812
 V1_0_49 = 20251008083410
 V1_0_53 = 20251113195351
+V1_0_59 = 20251212170748
+V1_0_60 = 20251216163945
 V1_0_69 = 20260119123835
 V1_0_71 = 20260128120000
 V1_0_83 = 20260302193424
@@ -45,6 +47,8 @@ V1_0_89 = 20260313020635
 V1_0_90 = 20260316185928
 V1_0_91 = 20260323184100
 V1_0_97 = 20260417212701
+V1_0_106 = 20260509015727
+V1_0_108 = 20260511174313
 
 SHAS: dict[int, tuple[str, ...]] = {
     V1_0_1: ("728d3df8f07c6a27ba322e65d2621198ea1fb344",),
@@ -65,6 +69,12 @@ SHAS: dict[int, tuple[str, ...]] = {
     V1_0_89: ("f191e56d3a69d551f6b56b7a746a56184dda7818",),
     V1_0_91: ("f29b4de1d3e52bbb4ebb8e0d16eccacf46b39ec1",),
     V1_0_97: ("64a287aba3367912abba7fb4e241da53abe807af",),
+    V1_0_106: ("1c8f644dc50b24cb5dbff62591f71b99b5912711",),
+    V1_0_108: (
+        "b3fdec23b22cd12f68f0e8a5aaaa9a491f03bcc9",
+        "66736b1c8f4da8ceb67e940cc1c9638c623951e2",
+        "6aa634d2b56776b4a85983708f5a60ebba9fdfbc",
+    ),
 }
 
 
@@ -123,6 +133,8 @@ def test_patches_read_the_older_migrations_they_restore_from() -> None:
     assert PROFILE.reads_for([V1_0_71]) == {V1_0_49}
     assert PROFILE.reads_for([V1_0_17]) == {V1_0_5}
     assert PROFILE.reads_for([V1_0_6]) == {V0_19_0}
+    assert PROFILE.reads_for([V1_0_106]) == {V1_0_83}
+    assert PROFILE.reads_for([V1_0_108]) == {V1_0_59, V1_0_60}
 
 
 # -- restored definitions ----------------------------------------------------------------------
@@ -148,6 +160,7 @@ RESTORED = [
     (V1_0_53, V1_0_0, "v1_tasks_olap_insert_function", ""),
     (V1_0_17, V1_0_5, "v1_task_update_function", ""),
     (V1_0_6, V0_19_0, "get_refill_value", 'rate_limit "RateLimit"'),
+    (V1_0_106, V1_0_83, "v1_task_insert_function", ""),
 ]
 
 
@@ -225,6 +238,95 @@ def test_missing_down_of_v1_0_1_recreates_the_task_runtime_trigger(database_url:
     run(database_url, ["CREATE TABLE v1_task_runtime (id int)", *out])
     assert rows(database_url, "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal") == [
         ("after_v1_task_runtime_delete",)
+    ]
+
+
+def body(text: str) -> str:
+    """The prosrc of :func:`function` ``(name, text)``."""
+    return f"\nBEGIN\n    -- {text}\n    RETURN '{text}';\nEND;\n"
+
+
+def test_v1_0_106_down_restores_the_insert_function_whitespace_and_all(database_url: str) -> None:
+    name = "v1_task_insert_function"
+    layout = function(name, "v1_0_83").replace("';\n", "'\n    ;\n")  # the down's " IS NULL\n ;"
+    files = {V1_0_83: older_up(function(name, "v1_0_83"))}
+    out = build(V1_0_106, ["DROP TABLE IF EXISTS t;\n\n" + layout], files)
+    assert out == ["DROP TABLE IF EXISTS t;\n\n" + function(name, "v1_0_83")]
+    run(database_url, [layout])
+    run(database_url, out)
+    assert rows(database_url, f"SELECT prosrc FROM pg_proc WHERE proname = '{name}'") == [
+        (body("v1_0_83"),)
+    ]
+
+
+def created(name: str, text: str, args: str) -> str:
+    """:func:`function` as v1_0_108's down writes it: ``CREATE FUNCTION``, no OR REPLACE."""
+    return function(name, text, args).replace("CREATE OR REPLACE FUNCTION", "CREATE FUNCTION")
+
+
+def test_v1_0_108_down_restores_the_offload_functions_of_v1_0_59_and_v1_0_60(
+    database_url: str,
+) -> None:
+    plain, olap = "list_paginated_payloads_for_offload", "list_paginated_olap_payloads_for_offload"
+    chunks, size = "create_payload_offload_range_chunks", "compute_payload_batch_size"
+    old, new = "partition_date date", "partition_date date, batch_size integer"
+    # Upstream's down: one block dropping each newer signature and creating the older one.
+    upstream = [
+        "\n".join(
+            [
+                f"DROP FUNCTION {plain}(\n    {new}\n);",
+                created(plain, "down list, with comments", old),
+                f"DROP FUNCTION {size}(\n    {new}\n);",
+                created(size, "down size", old),
+                f"DROP FUNCTION {chunks}(\n    {new}\n);",
+                created(chunks, "down chunks, with comments", old),
+                "ALTER TABLE IF EXISTS v1_payload_cutover_job_offset DROP COLUMN last_external_id;",
+                f"DROP FUNCTION {olap}(\n    {new}\n);",
+                created(olap, "down olap list, with comments", old),
+            ]
+        )
+    ]
+    files = {
+        V1_0_59: older_up(
+            f"DROP FUNCTION {plain}(date, int);",
+            function(plain, "v1_0_59 list (v1_0_60 replaced it)", old),
+            function(chunks, "v1_0_59 chunks", old),
+        ),
+        V1_0_60: older_up(
+            f"DROP FUNCTION {plain}(date, uuid);",
+            function(plain, "v1_0_60 list", old),
+            f"DROP FUNCTION {olap}(date, uuid);",
+            function(olap, "v1_0_60 olap list", old),
+        ),
+    }
+    for sha in SHAS[V1_0_108]:
+        assert patch(V1_0_108, sha).build(PatchContext(EmptyCatalog(), upstream, files)) == build(
+            V1_0_108, upstream, files
+        )
+    [out] = build(V1_0_108, upstream, files)
+    assert [line for line in out.split("\n") if "FUNCTION" in line] == [
+        f"DROP FUNCTION {plain}(",
+        f"CREATE OR REPLACE FUNCTION {plain}({old}) RETURNS text LANGUAGE plpgsql AS $$",
+        f"DROP FUNCTION {size}(",
+        f"CREATE FUNCTION {size}({old}) RETURNS text LANGUAGE plpgsql AS $$",
+        f"DROP FUNCTION {chunks}(",
+        f"CREATE OR REPLACE FUNCTION {chunks}({old}) RETURNS text LANGUAGE plpgsql AS $$",
+        f"DROP FUNCTION {olap}(",
+        f"CREATE OR REPLACE FUNCTION {olap}({old}) RETURNS text LANGUAGE plpgsql AS $$",
+    ]
+    assert "with comments" not in out and "v1_0_59 list" not in out
+    # On PostgreSQL, from v1_0_108's up's signatures: each restored body is the older up's.
+    run(database_url, [function(f, "v1_0_108", new) for f in (plain, size, chunks, olap)])
+    run(database_url, [out])
+    assert rows(
+        database_url,
+        f"SELECT proname::text, prosrc FROM pg_proc WHERE proname IN "
+        f"('{plain}', '{size}', '{chunks}', '{olap}') ORDER BY proname",
+    ) == [
+        (size, body("down size")),
+        (chunks, body("v1_0_59 chunks")),
+        (olap, body("v1_0_60 olap list")),
+        (plain, body("v1_0_60 list")),
     ]
 
 

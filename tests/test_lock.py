@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import psycopg
 import pytest
 
@@ -20,7 +22,8 @@ def try_lock(conn: psycopg.Connection, lock_id: int) -> bool:
 def test_both_goose_lock_ids_are_held_inside_and_released_after(database_url: str) -> None:
     assert (NEW_ID, OLD_ID) == (4097083626, 5887940537704921958)
     with psycopg.connect(database_url, autocommit=True) as other:
-        with goose_lock(database_url, timeout=1, poll_interval=0.1) as pid:
+        with goose_lock(database_url, timeout=1, poll_interval=0.1) as lock:
+            pid = lock.pid
             assert not try_lock(other, NEW_ID)
             assert not try_lock(other, OLD_ID)
             app = other.execute(
@@ -53,8 +56,8 @@ def test_lock_is_taken_once_the_holder_lets_go(database_url: str) -> None:
     holder = psycopg.connect(database_url, autocommit=True)
     assert try_lock(holder, NEW_ID)
     holder.close()  # a session's advisory locks end with it
-    with goose_lock(database_url, timeout=1, poll_interval=0.1) as pid:
-        assert pid > 0
+    with goose_lock(database_url, timeout=1, poll_interval=0.1) as lock:
+        assert lock.pid > 0
 
 
 def test_other_sessions_lists_other_clients_only(database_url: str) -> None:
@@ -75,3 +78,38 @@ def test_other_sessions_lists_other_clients_only(database_url: str) -> None:
 def test_sessions_on_other_databases_do_not_count(database_url: str, pg_server_url: str) -> None:
     with connect(database_url) as me, psycopg.connect(pg_server_url):
         assert other_sessions(me) == []
+
+
+def test_lock_session_outlives_idle_session_timeout(database_url: str) -> None:
+    """A server-wide idle_session_timeout must not end the (idle) lock session mid-run."""
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        dbname = admin.info.dbname
+        admin.execute(f'ALTER DATABASE "{dbname}" SET idle_session_timeout = 150')
+    with psycopg.connect(database_url, autocommit=True) as other:
+        other.execute("SET idle_session_timeout = 0")
+        with goose_lock(database_url, timeout=1, poll_interval=0.1) as lock:
+            time.sleep(0.4)
+            assert not try_lock(other, NEW_ID)
+            assert not try_lock(other, OLD_ID)
+            assert lock.problem(other) is None
+
+
+def test_lost_lock_is_noticed(database_url: str) -> None:
+    with (
+        psycopg.connect(database_url, autocommit=True) as other,
+        goose_lock(database_url, timeout=1, poll_interval=0.1) as lock,
+    ):
+        assert lock.problem(other) is None
+        other.execute("SELECT pg_terminate_backend(%s, 5000)", (lock.pid,))
+        problem = lock.problem(other)
+        assert problem is not None
+        assert f"pid {lock.pid}" in problem and "gone" in problem
+
+
+def test_connections_keep_tcp_alive(database_url: str) -> None:
+    with connect(database_url) as conn:
+        params = conn.info.get_parameters()
+        assert int(params["keepalives_idle"]) <= 60
+        assert params["keepalives_interval"] and params["keepalives_count"]
+        row = conn.execute("SHOW idle_session_timeout").fetchone()
+        assert row == ("0",)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import psycopg
@@ -10,11 +10,11 @@ import pytest
 
 from migrator.database import connect
 from migrator.errors import LockError, MigratorError, StepFailedError
-from migrator.lock import GOOSE_LOCK_IDS
+from migrator.lock import GOOSE_LOCK_IDS, lock_holders
 from migrator.plan import Plan, Step
 from migrator.planner import build_plan
 from migrator.profile import Catalog
-from migrator.runner import Replan, run_plan
+from migrator.runner import LockWait, Replan, run_plan
 from migrator.sources import MigrationFile, load_directory
 from migrator.versions import VersionRow, read_version_rows
 from tests.goose_up import (
@@ -303,3 +303,176 @@ def test_statements_with_percent_signs_and_several_commands_run_verbatim(
     with psycopg.connect(database_url) as conn:
         rows = conn.execute("SELECT v FROM v1_pct_copy ORDER BY v").fetchall()
     assert rows == [("%%",), ("100%s",)]
+
+
+# -- the goose lock must stay held for the whole run ---------------------------------------------
+
+
+def terminate_lock_session(url: str) -> int:
+    """Terminate the backend holding goose's lock (as an operator or idle_session_timeout would)
+    and wait until it is gone; returns its pid."""
+    with psycopg.connect(url, autocommit=True) as admin:
+        [pid] = lock_holders(admin, GOOSE_LOCK_IDS[0])
+        admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+    return pid
+
+
+def test_lost_lock_stops_the_run_before_the_next_step_with_exit_4(database_url: str) -> None:
+    migrations = load_directory(FIXTURE_MIGRATIONS)
+    apply_up(database_url, FIXTURE_MIGRATIONS, to_version=V3)
+    plan = plan_for(database_url, migrations, V0)
+    assert [s.version for s in plan.steps] == [V3, V2, V1]
+    killed: list[int] = []
+
+    def on_event(event: str, step: Step, _elapsed: float) -> None:
+        if event == "done" and step.version == V3:
+            killed.append(terminate_lock_session(database_url))
+
+    with pytest.raises(LockError) as err:
+        run_plan(database_url, plan, replanner(migrations, plan), on_event=on_event)
+    message = str(err.value)
+    assert err.value.exit_code == 4
+    assert killed and f"pid {killed[0]}" in message
+    assert "lock was lost" in message
+    assert f"at version {V2}" in message  # where the database is
+    assert "20250402090000_v1_0_3.sql" in message  # the step already reverted
+    assert "1 of 3" in message
+    assert [s.status for s in plan.steps] == ["done", "not run", "not run"]
+    assert version_ids(database_url)[-1] == V2  # step 2 did not run
+    assert exists(database_url, "SELECT count(*) FROM pg_proc WHERE proname = 'v1_task_touch'")
+
+
+# -- DDL lock waits: lock_timeout, retries with backoff, the blocking session named ------------
+
+LOCKED_TABLE = "hs_locked"
+
+
+def lock_wait_migrations(tmp_path: Path) -> Path:
+    """Three small migrations: a base table, a table a test keeps locked, and a NO TRANSACTION
+    file whose down drops a table and then a second locked one."""
+    directory = tmp_path / "lockwait"
+    directory.mkdir()
+    files = {
+        "20250101000000_base.sql": "-- +goose Up\nCREATE TABLE hs_base (id INT);\n"
+        "-- +goose Down\nDROP TABLE hs_base;\n",
+        "20250102000000_locked.sql": f"-- +goose Up\nCREATE TABLE {LOCKED_TABLE} (id INT);\n"
+        f"-- +goose Down\nDROP TABLE {LOCKED_TABLE};\n",
+        "20250103000000_notx.sql": "-- +goose NO TRANSACTION\n-- +goose Up\n"
+        "CREATE TABLE hs_first (id INT);\nCREATE TABLE hs_locked2 (id INT);\n"
+        "-- +goose Down\nDROP TABLE hs_first;\nDROP TABLE hs_locked2;\n",
+    }
+    for name, text in files.items():
+        (directory / name).write_text(text)
+    return directory
+
+
+class FakeSleep:
+    """Records the backoff delays instead of sleeping; runs ``then`` at the n-th call."""
+
+    def __init__(self, then: dict[int, Callable[[], None]] | None = None) -> None:
+        self.delays: list[float] = []
+        self.then = then or {}
+
+    def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+        action = self.then.get(len(self.delays))
+        if action:
+            action()
+
+
+def hold_access_share(url: str, table: str) -> psycopg.Connection:
+    """A session with an open transaction that has read ``table`` (ACCESS SHARE until commit)."""
+    holder = psycopg.connect(url, application_name="hatchet-api")
+    holder.execute(f"SELECT count(*) FROM {table}")
+    return holder
+
+
+def test_ddl_lock_wait_is_retried_then_fails_naming_the_blocking_session(
+    database_url: str, tmp_path: Path
+) -> None:
+    directory = lock_wait_migrations(tmp_path)
+    migrations = load_directory(directory)
+    apply_up(database_url, directory, to_version=20250102000000)
+    plan = plan_for(database_url, migrations, 20250101000000)
+    before = schema_snapshot(database_url)
+    waits: list[LockWait] = []
+    sleep = FakeSleep()
+    with hold_access_share(database_url, LOCKED_TABLE) as holder:
+        holder_pid = holder.info.backend_pid
+        with pytest.raises(StepFailedError) as err:
+            run_plan(database_url, plan, replanner(migrations, plan),
+                     ignore_active_sessions=True, ddl_lock_timeout=0.2, ddl_lock_retries=2,
+                     sleep=sleep, on_wait=waits.append)  # fmt: skip
+        holder.rollback()
+    message = str(err.value)
+    assert err.value.exit_code == 1
+    assert f"pid {holder_pid}" in message
+    assert "hatchet-api" in message
+    assert LOCKED_TABLE in message
+    assert "55P03" in message
+    assert "3 tries" in message
+    assert len(sleep.delays) == 2 and sleep.delays[0] < sleep.delays[1]  # backoff
+    assert [w.attempt for w in waits] == [1, 2]
+    for wait in waits:
+        assert [b.pid for b in wait.blockers] == [holder_pid]
+        assert wait.target is not None and LOCKED_TABLE in wait.target
+        assert wait.mode == "AccessExclusiveLock"
+        text = wait.describe()
+        assert f"pid {holder_pid}" in text and "idle in transaction" in text
+        assert LOCKED_TABLE in text
+    assert schema_snapshot(database_url) == before  # nothing applied
+    assert plan.steps[0].status == "failed"
+
+
+def test_ddl_lock_released_mid_retry_lets_the_step_run(database_url: str, tmp_path: Path) -> None:
+    directory = lock_wait_migrations(tmp_path)
+    migrations = load_directory(directory)
+    apply_up(database_url, directory, to_version=20250102000000)
+    plan = plan_for(database_url, migrations, 20250101000000)
+    waits: list[LockWait] = []
+    with hold_access_share(database_url, LOCKED_TABLE) as holder:
+        holder_pid = holder.info.backend_pid
+        sleep = FakeSleep(then={1: holder.commit})  # the blocker finishes during the backoff
+        result = run_plan(database_url, plan, replanner(migrations, plan),
+                          ignore_active_sessions=True, ddl_lock_timeout=0.2, ddl_lock_retries=2,
+                          sleep=sleep, on_wait=waits.append)  # fmt: skip
+    assert result.final_version == 20250101000000
+    assert len(waits) == 1 and len(sleep.delays) == 1
+    assert [w.blockers[0].pid for w in waits] == [holder_pid]
+    assert LOCKED_TABLE not in relation_names(database_url)
+    assert plan.steps[0].status == "done"
+
+
+def test_no_transaction_statement_is_retried_from_where_it_waited(
+    database_url: str, tmp_path: Path
+) -> None:
+    directory = lock_wait_migrations(tmp_path)
+    migrations = load_directory(directory)
+    apply_up(database_url, directory)
+    plan = plan_for(database_url, migrations, 20250102000000)
+    waits: list[LockWait] = []
+    with hold_access_share(database_url, "hs_locked2") as holder:
+        sleep = FakeSleep(then={1: holder.commit})
+        result = run_plan(database_url, plan, replanner(migrations, plan),
+                          ignore_active_sessions=True, ddl_lock_timeout=0.2, ddl_lock_retries=1,
+                          sleep=sleep, on_wait=waits.append)  # fmt: skip
+    # Statement 1 (DROP TABLE hs_first) ran once; only statement 2 was retried.
+    assert result.final_version == 20250102000000
+    assert [w.statement for w in waits] == [2]
+    names = relation_names(database_url)
+    assert not {"hs_first", "hs_locked2"} & names
+
+
+def test_statement_timeout_applies_to_each_statement(database_url: str, tmp_path: Path) -> None:
+    extra = {
+        "20250720000000_v1_0_18_slow.sql": "-- +goose Up\nSELECT 1;\n"
+        "-- +goose Down\nSELECT pg_sleep(5);\n"
+    }
+    directory = migrations_with(tmp_path, extra=extra)
+    migrations = load_directory(directory)
+    apply_up(database_url, directory)
+    plan = plan_for(database_url, migrations, V13)
+    with pytest.raises(StepFailedError) as err:
+        run_plan(database_url, plan, replanner(migrations, plan), statement_timeout=0.2)
+    assert "statement timeout" in str(err.value)
+    assert version_ids(database_url)[-1] == 20250720000000

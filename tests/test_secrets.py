@@ -35,6 +35,7 @@ from migrator.database import (
     remember_secrets,
     scrub,
     scrub_json,
+    scrub_message,
     scrubbed_output,
     secret_candidates,
 )
@@ -349,6 +350,19 @@ def test_scrub_masks_longest_first_and_never_forms_the_secret_anew() -> None:
     assert scrub("p p@ss pass", "postgresql://u:p@ss@h/d") == "*** *** ***ass"
     assert "*" not in scrub("a*b and **", "postgresql://u:*@h/d").replace("a", "")
     assert "*a" not in scrub("**a*a", "host=h password=*a")
+
+
+def test_error_messages_are_scanned_for_urls_they_quote() -> None:
+    """A URL given where another value was expected, echoed back by an error, is masked too;
+    a URL already rebuilt without its password is left as it is."""
+    forget_secrets()
+    echoed = "--to-version must be a number, got 'postgresql://u:hunter2pw@h/db'"
+    assert scrub_message(echoed) == "--to-version must be a number, got 'postgresql://u:***@h/db'"
+    assert "hunter2pw" not in scrub_message("got 'host=h password=hunter2pw'")
+    done = 'cannot connect to the database host=h password=***: FATAL:  role "a@b" does not exist'
+    assert scrub_message(done) == done
+    done = 'cannot connect to postgresql://us%40er:***@h/d: FATAL:  role "us@er" does not exist'
+    assert scrub_message(done) == done
 
 
 def test_environment_password_is_masked(monkeypatch: pytest.MonkeyPatch) -> None:

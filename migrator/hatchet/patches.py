@@ -474,6 +474,38 @@ _PATCHES = (
             )
         ),
     ),
+    Patch(
+        version=20260509015727,  # _v1_0_106.sql
+        blob_shas=frozenset({"1c8f644dc50b24cb5dbff62591f71b99b5912711"}),
+        reason="restores v1_task_insert_function() exactly as v1_0_83's up defined it "
+        "(upstream's down differs in comments/whitespace)",
+        reads=(20260302193424,),  # _v1_0_83.sql
+        build=_restore_definitions(
+            (20260302193424, "CREATE OR REPLACE FUNCTION v1_task_insert_function(")
+        ),
+    ),
+    Patch(
+        version=20260511174313,  # _v1_0_108.sql
+        blob_shas=frozenset(
+            {
+                "b3fdec23b22cd12f68f0e8a5aaaa9a491f03bcc9",
+                "66736b1c8f4da8ceb67e940cc1c9638c623951e2",
+                "6aa634d2b56776b4a85983708f5a60ebba9fdfbc",
+            }
+        ),
+        reason="restores create_payload_offload_range_chunks, list_paginated_payloads_for_offload "
+        "and list_paginated_olap_payloads_for_offload exactly as v1_0_59's and v1_0_60's ups "
+        "defined them (upstream's down differs in comments/whitespace)",
+        reads=(20251212170748, 20251216163945),  # _v1_0_59.sql, _v1_0_60.sql
+        # The down says CREATE FUNCTION, the ups CREATE OR REPLACE FUNCTION. The DROP FUNCTION
+        # before each CREATE (in the down, and in v1_0_60's up) also holds the marker: the last
+        # command holding it, the CREATE, is the one taken.
+        build=_restore_definitions(
+            (20251212170748, "FUNCTION create_payload_offload_range_chunks("),
+            (20251216163945, "FUNCTION list_paginated_payloads_for_offload("),
+            (20251216163945, "FUNCTION list_paginated_olap_payloads_for_offload("),
+        ),
+    ),
 )
 
 PATCHES: dict[int, list[Patch]] = {}
