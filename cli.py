@@ -25,12 +25,14 @@ if TYPE_CHECKING:
     from migrator.plan import Plan, Step
     from migrator.planner import PlanOptions
     from migrator.profile import Catalog, Profile
+    from migrator.rehearsal import RehearsalResult
     from migrator.runner import EventCallback, Replan, RunResult
     from migrator.sources import MigrationFile
     from migrator.versions import VersionRow
+    from resolver.bundle import BundleHeader, WrittenBundle
     from resolver.models import VersionPlace
-    from resolver.service import Resolver
     from resolver.settings import GitHubSettings
+    from resolver.source import ReleaseSource
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -40,6 +42,7 @@ app = typer.Typer(
     help="Move a self-hosted Hatchet PostgreSQL schema back to an older release, safely.",
 )
 
+EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_BLOCKED = 3
 
@@ -100,6 +103,24 @@ DatabaseUrl = Annotated[
     ),
 ]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+BundleFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--bundle",
+        metavar="FILE",
+        show_default=False,
+        help="Read tags, listings and files from this bundle (see `bundle`); no network.",
+    ),
+]
+GitDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--git-dir",
+        metavar="DIR",
+        show_default=False,
+        help="Read tags, listings and files from this local clone (bare or not), not the API.",
+    ),
+]
 
 DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_REPO = "hatchet-dev/hatchet"
@@ -153,10 +174,22 @@ def _settings(
     )
 
 
-def _resolver(settings: GitHubSettings) -> Resolver:
-    from resolver.service import Resolver
+def _with_source(
+    settings: GitHubSettings, bundle_file: Path | None, git_dir: Path | None
+) -> GitHubSettings:
+    """``settings`` reading from a bundle or a local clone instead of the API, when asked."""
+    import dataclasses
 
-    return Resolver(settings)
+    if bundle_file is not None and git_dir is not None:
+        _fail("give at most one of --bundle and --git-dir", EXIT_BAD_INPUT)
+    return dataclasses.replace(settings, bundle=bundle_file, git_dir=git_dir)
+
+
+def _resolver(settings: GitHubSettings) -> ReleaseSource:
+    """The GitHub API, or the bundle / local clone the settings name (resolver.source)."""
+    from resolver.source import open_source
+
+    return open_source(settings)
 
 
 def _print_json(obj: Any) -> None:
@@ -194,10 +227,16 @@ def resolve(
     migrations_path: MigrationsPath = DEFAULT_MIGRATIONS_PATH,
     cache_dir: CacheDir = None,
     offline: Offline = False,
+    bundle_file: BundleFile = None,
+    git_dir: GitDir = None,
 ) -> None:
     """Print the release's target migration version (its newest migration file)."""
     with _errors():
-        settings = _settings(api_url, token, repo, migrations_path, cache_dir, offline)
+        settings = _with_source(
+            _settings(api_url, token, repo, migrations_path, cache_dir, offline),
+            bundle_file,
+            git_dir,
+        )
         with _resolver(settings) as resolver:
             resolution = resolver.resolve(release, allow_prerelease=allow_prerelease)
         if json_out:
@@ -219,10 +258,16 @@ def releases(
     migrations_path: MigrationsPath = DEFAULT_MIGRATIONS_PATH,
     cache_dir: CacheDir = None,
     offline: Offline = False,
+    bundle_file: BundleFile = None,
+    git_dir: GitDir = None,
 ) -> None:
     """List stable releases, newest first."""
     with _errors():
-        settings = _settings(api_url, token, repo, migrations_path, cache_dir, offline)
+        settings = _with_source(
+            _settings(api_url, token, repo, migrations_path, cache_dir, offline),
+            bundle_file,
+            git_dir,
+        )
         with _resolver(settings) as resolver:
             found = resolver.releases(include_prereleases=include_prereleases)
         if limit is not None:
@@ -254,16 +299,20 @@ def status(
     migrations_path: MigrationsPath = DEFAULT_MIGRATIONS_PATH,
     cache_dir: CacheDir = None,
     offline: Offline = False,
+    bundle_file: BundleFile = None,
+    git_dir: GitDir = None,
 ) -> None:
     """Show the database's goose version, its release(s), orphan rows and other sessions."""
     with _errors():
         from migrator.database import connect, other_sessions
+        from migrator.rehearsal import find_leftovers
         from migrator.versions import applied_versions, current_version, read_version_rows
 
         url = _require_database_url(database_url)
         with connect(url, read_only=True) as conn:
             rows = read_version_rows(conn)
             sessions = other_sessions(conn)
+            leftovers = find_leftovers(conn)  # scratch databases of rehearsals
         current = current_version(rows)
         applied = [v for v in applied_versions(rows) if v != 0]
 
@@ -275,7 +324,11 @@ def status(
             known = frozenset(load_directory(migrations_dir))
             known_from = str(migrations_dir)
         else:
-            settings = _settings(api_url, token, repo, migrations_path, cache_dir, offline)
+            settings = _with_source(
+                _settings(api_url, token, repo, migrations_path, cache_dir, offline),
+                bundle_file,
+                git_dir,
+            )
             with _resolver(settings) as resolver:
                 place = resolver.place_version(current)
                 newest = resolver.newest_listing()
@@ -307,6 +360,7 @@ def status(
                         }
                         for s in sessions
                     ],
+                    "rehearsal_leftovers": [left.to_json() for left in leftovers],
                 }
             )
             return
@@ -330,6 +384,10 @@ def status(
                 )
         else:
             typer.echo("other sessions:  none")
+        if leftovers:
+            typer.echo(f"rehearsal copies: {len(leftovers)} scratch database(s) on this server")
+            for left in leftovers:
+                typer.echo(f"  {left.describe()}")
 
 
 def _orphan_fate(version: int) -> str:
@@ -350,7 +408,7 @@ def _orphan_fate(version: int) -> str:
 
 
 def _remote_migrations(
-    resolver: Resolver,
+    resolver: ReleaseSource,
     from_ref: str | None,
     versions: list[int],
     profile: Profile,
@@ -379,7 +437,8 @@ def _remote_migrations(
     needed = set(versions) | profile.reads_for(versions)
     wanted = [f for f in listing.files if f.version in needed]
     contents = resolver.fetch_files(listing, [f.name for f in wanted])
-    source = f"{listing.ref} ({listing.commit[:12]})"
+    via = f" from {resolver.origin}" if resolver.origin else ""  # a bundle or a local clone
+    source = f"{listing.ref} ({listing.commit[:12]}){via}"
     found = collect(contents, origin=source, blob_shas={f.name: f.sha for f in wanted})
     for version in orphans:
         if version in found:
@@ -389,7 +448,7 @@ def _remote_migrations(
             continue
         older, item = hit
         data = resolver.fetch_files(older, [item.name])
-        origin = f"{older.ref} ({older.commit[:12]})"
+        origin = f"{older.ref} ({older.commit[:12]}){via}"
         found.update(collect(data, origin=origin, blob_shas={item.name: item.sha}))
     return found, source
 
@@ -421,9 +480,9 @@ def downgrade(
             "--lock-timeout",
             min=0,
             metavar="SECONDS",
-            help="Seconds to wait for goose's migration lock (the advisory lock hatchet-migrate "
-            "takes), as hatchet-migrate does; not PostgreSQL's lock_timeout (see "
-            "--ddl-lock-timeout).",
+            help="Seconds to wait for goose's migration lock, the advisory lock every "
+            "hatchet-migrate takes (300, as hatchet-migrate waits); not PostgreSQL's "
+            "lock_timeout, which is --ddl-lock-timeout.",
         ),
     ] = 300.0,
     ddl_lock_timeout: Annotated[
@@ -495,6 +554,27 @@ def downgrade(
             help="Delete just this orphan row, running no down (repeatable).",
         ),
     ] = None,
+    rehearse: Annotated[
+        str | None,
+        typer.Option(
+            "--rehearse",
+            metavar="schema|data",
+            show_default=False,
+            help="First run the exact plan on a scratch copy of the database (schema: the "
+            "schema and the goose version table; data: everything), then drop the copy; the "
+            "real run starts only if it passed. With --dry-run only the rehearsal runs.",
+        ),
+    ] = None,
+    rehearse_url: Annotated[
+        str | None,
+        typer.Option(
+            "--rehearse-url",
+            envvar="HATCHET_SCHEMA_REHEARSE_URL",
+            show_default=False,
+            help="Server for the scratch database (a URL whose database the scratch one is "
+            "created through, e.g. .../postgres) [default: the database's own server].",
+        ),
+    ] = None,
     database_url: DatabaseUrl = None,
     api_url: ApiUrl = DEFAULT_API_URL,
     token: Token = None,
@@ -502,6 +582,8 @@ def downgrade(
     migrations_path: MigrationsPath = DEFAULT_MIGRATIONS_PATH,
     cache_dir: CacheDir = None,
     offline: Offline = False,
+    bundle_file: BundleFile = None,
+    git_dir: GitDir = None,
 ) -> None:
     """Revert every applied migration newer than the target, newest first (goose down-to)."""
     from migrator.planner import PlanOptions
@@ -516,6 +598,12 @@ def downgrade(
         _fail(f"--compose-file {compose_file}: no such file", EXIT_BAD_INPUT)
     if backup is not None and backup.exists():
         _fail(f"--backup {backup}: the file exists; choose a new name", EXIT_BAD_INPUT)
+    if rehearse is not None and rehearse not in ("schema", "data"):
+        _fail(f"--rehearse takes schema or data, not {rehearse!r}", EXIT_BAD_INPUT)
+    if rehearse_url is not None and rehearse is None:
+        _fail("--rehearse-url says where to rehearse: use it with --rehearse", EXIT_BAD_INPUT)
+    if rehearse is not None and sql:
+        _fail("--sql prints only the script; rehearse without --sql", EXIT_BAD_INPUT)
     with _errors():
         _downgrade(
             to_release=to_release,
@@ -538,7 +626,13 @@ def downgrade(
                 skip_orphans=frozenset(skip_orphan or ()),
             ),
             database_url=database_url,
-            settings=_settings(api_url, token, repo, migrations_path, cache_dir, offline),
+            settings=_with_source(
+                _settings(api_url, token, repo, migrations_path, cache_dir, offline),
+                bundle_file,
+                git_dir,
+            ),
+            rehearse=rehearse,
+            rehearse_url=rehearse_url,
         )
 
 
@@ -561,6 +655,8 @@ def _downgrade(
     options: PlanOptions,
     database_url: str | None,
     settings: GitHubSettings,
+    rehearse: str | None = None,
+    rehearse_url: str | None = None,
 ) -> None:
     from migrator.catalog import ConnectionCatalog
     from migrator.database import connect, other_sessions
@@ -571,9 +667,13 @@ def _downgrade(
     from migrator.versions import current_version, read_version_rows
 
     url = _require_database_url(database_url)
+    if rehearse_url is not None:
+        from migrator.database import parse_url
+
+        parse_url(rehearse_url)  # malformed: exit 2 before anything is read
     profile = PROFILE
     with ExitStack() as stack:
-        resolver: Resolver | None = None
+        resolver: ReleaseSource | None = None
         if to_release is not None or migrations_dir is None:
             resolver = stack.enter_context(_resolver(settings))
         target_release: str | None = None
@@ -634,6 +734,25 @@ def _downgrade(
             else "no other client sessions"
         ),
     }
+    run_options = _run_options(lock_timeout, ignore_active_sessions, ddl_limits)
+    if dry_run and rehearse is not None and not plan.blocked:
+        if not json_out:
+            _show_plan(plan, header, json_out=False, sql=False, target_release=target_release)
+            if compose_file is not None and target_release:
+                _pin_images(compose_file, target_release, dry_run=True)
+        rehearsed = _rehearse(url, plan, replan, rehearse, rehearse_url, run_options)
+        if json_out:
+            _report_rehearsal(rehearsed, stderr=True)
+            out = plan.to_json()
+            out.update(target_release=target_release, dry_run=True, rehearsal=rehearsed.to_json())
+            if not rehearsed.ok:
+                out.update(error=rehearsed.error)
+            _print_json(out)
+        else:
+            _report_rehearsal(rehearsed, stderr=False)
+        if not rehearsed.ok:
+            _fail(rehearsed.error or "the rehearsal failed", EXIT_FAILED)
+        return
     if dry_run:
         _show_plan(plan, header, json_out=json_out, sql=sql, target_release=target_release)
         if compose_file is not None and target_release and not json_out and not sql:
@@ -650,7 +769,19 @@ def _downgrade(
     if not ignore_active_sessions:
         # Fail before the prompt and the backup; run_plan checks again with the lock held.
         refuse_sessions(sessions, dbname)
-    _confirm(yes, plan, _describe_database(url))
+    rehearsal: RehearsalResult | None = None
+    if rehearse is not None:
+        rehearsal = _rehearse(url, plan, replan, rehearse, rehearse_url, run_options)
+        if yes or not rehearsal.ok or not sys.stdin.isatty():  # else the prompt shows it
+            _report_rehearsal(rehearsal, stderr=True)
+        if not rehearsal.ok:
+            if json_out:
+                out = plan.to_json()
+                out.update(final_version=current, target_release=target_release, dry_run=False)
+                out.update(rehearsal=rehearsal.to_json(), error=rehearsal.error)
+                _print_json(out)
+            _fail(rehearsal.error or "the rehearsal failed", EXIT_FAILED)
+    _confirm(yes, plan, _describe_database(url), rehearsal)
     if backup is not None:
         from migrator.backup import pg_dump_backup
 
@@ -667,12 +798,16 @@ def _downgrade(
             out = plan.to_json()
             out.update(final_version=now, target_release=target_release)
             out.update(dry_run=False, error=exc.message)
+            if rehearsal is not None:
+                out.update(rehearsal=rehearsal.to_json())
             _print_json(out)
         raise
     if json_out:
         out = plan.to_json()
         out.update(final_version=result.final_version)
         out.update(target_release=target_release, dry_run=False)
+        if rehearsal is not None:
+            out.update(rehearsal=rehearsal.to_json())
         _print_json(out)
     if target_release:
         if compose_file is not None:
@@ -766,7 +901,9 @@ def _describe_database(url: str) -> str:
     return f"{host}:{port}/{params.get('dbname') or params.get('user') or '?'}"
 
 
-def _confirm(yes: bool, plan: Plan, database: str) -> None:
+def _confirm(
+    yes: bool, plan: Plan, database: str, rehearsal: RehearsalResult | None = None
+) -> None:
     if yes:
         return
     if not sys.stdin.isatty():
@@ -781,10 +918,17 @@ def _confirm(yes: bool, plan: Plan, database: str) -> None:
     patched = sum(1 for s in plan.steps if s.patched)
     for what in rows:
         _progress(f"rows that go: {what}")
+    rehearsed = ""
+    if rehearsal is not None:
+        _report_rehearsal(rehearsal, stderr=True)  # its result and the time of each step
+        rehearsed = (
+            f" Rehearsed on a {rehearsal.mode} copy: passed, its steps took "
+            f"{rehearsal.run_seconds:.2f}s."
+        )
     question = (
         f"Revert {n} migration(s) on {database}, {plan.from_version} -> {plan.to_version} "
         f"({len(losses)} data-loss warning(s), {len(rows)} of them rows that do not fit the "
-        f"older schema; {patched} patched step(s))?"
+        f"older schema; {patched} patched step(s))?{rehearsed}"
     )
     if not typer.confirm(question, err=True):
         _fail("cancelled; nothing was changed", EXIT_BAD_INPUT)
@@ -795,18 +939,19 @@ def _progress(line: str) -> None:
 
 
 @contextmanager
-def _step_progress(plan: Plan) -> Iterator[EventCallback]:
-    """Per-step progress on stderr: a rich bar on a terminal, plain lines otherwise."""
+def _step_progress(plan: Plan, label: str = "") -> Iterator[EventCallback]:
+    """Per-step progress on stderr: a rich bar on a terminal, plain lines otherwise; ``label``
+    starts every line (``rehearsal: `` for the steps run on the scratch copy)."""
     total = len(plan.steps)
     index = {s.version: i for i, s in enumerate(plan.steps, start=1)}
 
     def line(event: str, step: Step, elapsed: float) -> str | None:
         n, name = index.get(step.version, 0), step.file or str(step.version)
         if event == "done":
-            return f"[{n}/{total}] reverted {name} in {elapsed:.2f}s"
+            return f"{label}[{n}/{total}] reverted {name} in {elapsed:.2f}s"
         if event == "failed":
-            return f"[{n}/{total}] FAILED {name} after {elapsed:.2f}s"
-        return f"[{n}/{total}] reverting {name} ..." if event == "start" else None
+            return f"{label}[{n}/{total}] FAILED {name} after {elapsed:.2f}s"
+        return f"{label}[{n}/{total}] reverting {name} ..." if event == "start" else None
 
     if not sys.stderr.isatty():
 
@@ -823,11 +968,11 @@ def _step_progress(plan: Plan) -> Iterator[EventCallback]:
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, TimeElapsedColumn(), console=_console(stderr=True)) as bar:
-        task = bar.add_task("reverting", total=total)
+        task = bar.add_task(f"{label}reverting", total=total)
 
         def rich_event(event: str, step: Step, elapsed: float) -> None:
             if event == "start":
-                bar.update(task, description=f"reverting {step.file or step.version}")
+                bar.update(task, description=f"{label}reverting {step.file or step.version}")
                 return
             text = line(event, step, elapsed)
             if text:
@@ -848,27 +993,72 @@ def _run(
 ) -> RunResult:
     from migrator.runner import run_plan
 
-    ddl_lock_timeout, ddl_lock_retries, statement_timeout = ddl_limits
+    options = _run_options(lock_timeout, ignore_active_sessions, ddl_limits)
     started = time.monotonic()
     with _step_progress(plan) as on_event:
-        result = run_plan(
-            url,
-            plan,
-            replan,
-            lock_timeout=lock_timeout,
-            ignore_active_sessions=ignore_active_sessions,
-            on_event=on_event,
-            ddl_lock_timeout=ddl_lock_timeout,
-            ddl_lock_retries=ddl_lock_retries,
-            statement_timeout=statement_timeout,
-            on_wait=lambda wait: _progress(f"lock wait: {wait.describe()}"),
-        )
+        result = run_plan(url, plan, replan, on_event=on_event, **options)
     done = sum(1 for s in result.steps if s.status == "done")
     _progress(
         f"done: {plan.from_version} -> {result.final_version}, {done} step(s) reverted "
         f"in {time.monotonic() - started:.1f}s"
     )
     return result
+
+
+def _run_options(
+    lock_timeout: float,
+    ignore_active_sessions: bool,
+    ddl_limits: tuple[float, int, float] = (5.0, 5, 0.0),
+) -> dict[str, Any]:
+    """run_plan's keyword arguments (all but on_event) for the real run and the rehearsal
+    alike: the rehearsal runs with exactly the options the real run will."""
+    ddl_lock_timeout, ddl_lock_retries, statement_timeout = ddl_limits
+    return {
+        "lock_timeout": lock_timeout,
+        "ignore_active_sessions": ignore_active_sessions,
+        "ddl_lock_timeout": ddl_lock_timeout,
+        "ddl_lock_retries": ddl_lock_retries,
+        "statement_timeout": statement_timeout,
+        "on_wait": lambda wait: _progress(f"lock wait: {wait.describe()}"),
+    }
+
+
+def _rehearse(
+    url: str,
+    plan: Plan,
+    replan: Replan,
+    mode: str,
+    server_url: str | None,
+    run_options: dict[str, Any],
+) -> RehearsalResult:
+    """Run ``plan`` on a scratch copy (migrator.rehearsal); progress of the copy and of each
+    step on stderr. ``plan`` is not changed: the rehearsal runs a copy of it."""
+    from migrator.rehearsal import MODES, rehearse
+
+    chosen = next(m for m in MODES if m == mode)
+    with ExitStack() as stack:
+        bar: list[EventCallback] = []
+
+        def on_event(event: str, step: Step, elapsed: float) -> None:
+            if not bar:  # the bar starts with the first step, after the copy
+                bar.append(stack.enter_context(_step_progress(plan, label="rehearsal: ")))
+            bar[0](event, step, elapsed)
+
+        return rehearse(
+            url,
+            plan,
+            replan,
+            mode=chosen,
+            server_url=server_url,
+            run_options=run_options,
+            on_event=on_event,
+            on_progress=_progress,
+        )
+
+
+def _report_rehearsal(rehearsal: RehearsalResult, *, stderr: bool) -> None:
+    for line in rehearsal.summary_lines():
+        typer.echo(line, err=stderr)
 
 
 def _pin_images(compose_file: Path, release: str, *, dry_run: bool) -> None:
@@ -886,6 +1076,198 @@ def _pin_images(compose_file: Path, release: str, *, dry_run: bool) -> None:
         )
     else:
         _progress(f"{compose_file}: every Hatchet image is already pinned to {release}")
+
+
+# ---------------------------------------------------------------------------------------------
+# bundle
+
+
+@app.command()
+def bundle(
+    to_release: Annotated[
+        str, typer.Option("--to-release", help="The release the bundle downgrades to.")
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", metavar="FILE", help="The bundle to write (a new file).")
+    ],
+    from_release: Annotated[
+        str | None,
+        typer.Option(
+            "--from-release",
+            help="The newest release a database to downgrade may be at [default: the newest "
+            "stable release].",
+            show_default=False,
+        ),
+    ] = None,
+    allow_prerelease: Annotated[
+        bool, typer.Option("--allow-prerelease", help="Accept pre-release tags.")
+    ] = False,
+    listings: Annotated[
+        str,
+        typer.Option(
+            "--listings",
+            metavar="all|plan|auto",
+            help="all: every release's listing from --to-release to --from-release, so status "
+            "with the bundle names releases as online; plan: only those a downgrade reads "
+            "(a few requests); auto: all with a token or --git-dir, plan without.",
+        ),
+    ] = "auto",
+    json_out: JsonOut = False,
+    api_url: ApiUrl = DEFAULT_API_URL,
+    token: Token = None,
+    repo: Repo = DEFAULT_REPO,
+    migrations_path: MigrationsPath = DEFAULT_MIGRATIONS_PATH,
+    cache_dir: CacheDir = None,
+    offline: Offline = False,
+    git_dir: GitDir = None,
+) -> None:
+    """Write one file holding everything a downgrade to --to-release needs (tags, listings,
+    migration files), for machines without GitHub: pass it as --bundle FILE."""
+    if output.exists():
+        _fail(f"--output {output}: the file exists; choose a new name", EXIT_BAD_INPUT)
+    if listings not in ("all", "plan", "auto"):
+        _fail(f"--listings takes all, plan or auto, not {listings!r}", EXIT_BAD_INPUT)
+    with _errors():
+        settings = _with_source(
+            _settings(api_url, token, repo, migrations_path, cache_dir, offline), None, git_dir
+        )
+        with _resolver(settings) as source:
+            every = listings == "all" or (listings == "auto" and source.cheap_listings)
+            if not every and listings == "auto":
+                _progress(
+                    "without a token, the bundle holds the listings a downgrade reads, not every "
+                    "release's: status with it names releases less precisely (set GH_TOKEN, or "
+                    "pass --listings all and wait out the rate limit, for all of them)"
+                )
+            written, header = _make_bundle(
+                source, to_release, from_release, output, allow_prerelease, every, settings
+            )
+            requests = _requests_spent(source)
+        from resolver.bundle import summary_json
+
+        if json_out:
+            _print_json({**summary_json(written, header), "requests": requests})
+            return
+        typer.echo(f"wrote {written.path}: {written.size:,} bytes, sha256 {written.sha256}")
+        typer.echo(
+            f"covers:   downgrades to {header.to_release} ({header.to_version}) of databases at "
+            f"or below {header.from_release} ({header.from_version})"
+        )
+        typer.echo(
+            f"holds:    {len(written.releases)} release listings ({written.trees} distinct "
+            f"trees), {written.blobs} files ({written.blob_bytes:,} bytes), the tag list"
+        )
+        if requests is not None:
+            spent = ", ".join(f"{k} {v}" for k, v in requests.items() if k != "total")
+            typer.echo(f"requests: {requests['total']} to {settings.api_url} ({spent})")
+        typer.echo(
+            f"use it:   hatchet-schema downgrade --to-release {header.to_release} "
+            f"--bundle {written.path} --dry-run"
+        )
+
+
+def _requests_spent(source: ReleaseSource) -> dict[str, int] | None:
+    """What a GitHub-backed source sent; ``None`` for a local clone."""
+    from resolver.service import Resolver
+
+    if not isinstance(source, Resolver):
+        return None
+    stats = source.stats
+    counts = {
+        "core": stats.core,
+        "not_modified": stats.not_modified,
+        "raw": stats.raw,
+        "graphql": stats.graphql,
+    }
+    return {**counts, "total": sum(counts.values())}
+
+
+def _make_bundle(
+    source: ReleaseSource,
+    to_release: str,
+    from_release: str | None,
+    output: Path,
+    allow_prerelease: bool,
+    every_listing: bool,
+    settings: GitHubSettings,
+) -> tuple[WrittenBundle, BundleHeader]:
+    """Record what ``downgrade`` and ``status`` read for the database states a bundle for
+    ``to_release`` covers, and write it.
+
+    The states: the database holding exactly the migrations of ``from_release``, and of each
+    release that shipped a renamed or deleted version (see the profile); with ``every_listing``
+    also of each release from ``to_release`` to ``from_release`` (semver order). For each, the
+    same resolver calls as ``downgrade --to-release`` (the target, the source release, every
+    file the plan reads, renamed versions from the releases that shipped them) and, with
+    ``every_listing``, ``status`` (where the version sits, orphan rows) run through a resolver
+    that records what it reads; the bundle holds exactly that, so replaying it answers as the
+    online run does.
+    """
+    from migrator.hatchet.profile import PROFILE
+    from migrator.planner import versions_to_revert
+    from migrator.versions import VersionRow
+    from resolver.bundle import BundleHeader, record, stable_between, write_bundle
+
+    profile = PROFILE
+    recorder, recording = record(source)
+    releases = recorder.releases(include_prereleases=True)
+    stable = [r for r in releases if not r.prerelease]
+    if every_listing:  # every stable release: the span and what status's search visits
+        source.prefetch(stable)
+    newest = recorder.newest_listing()
+    target = recorder.resolve(to_release, allow_prerelease=allow_prerelease)
+    _refuse_below_floor(target.version, profile)
+    upper = recorder.resolve(from_release or newest.ref, allow_prerelease=allow_prerelease)
+    if upper.version < target.version:
+        _fail(
+            f"--from-release {upper.release} ({upper.version}) is older than --to-release "
+            f"{target.release} ({target.version}): a bundle covers downgrades from "
+            "--from-release down to --to-release",
+            EXIT_BAD_INPUT,
+        )
+    low = recorder.release(target.release, allow_prerelease=True)
+    high = recorder.release(upper.release, allow_prerelease=True)
+    span = stable_between(releases, low, high)
+    named = {r.tag for r in span}
+    shipped = [
+        tag
+        for old in profile.renamed.values()
+        if old.version not in target.listing.versions
+        for tag in old.shipped_in
+        if tag in named
+    ]
+    states: set[frozenset[int]] = {upper.listing.versions}
+    for tag in [r.tag for r in span] if every_listing else shipped:
+        states.add(recorder.listing(tag).versions)
+    # newest state first: its plan reads nearly every file, in one batch; later ones re-use them
+    for state in sorted(states, key=lambda versions: max(versions, default=0), reverse=True):
+        applied = sorted(state)
+        if not applied:
+            continue
+        rows = [VersionRow(i, v, True, None) for i, v in enumerate([0, *applied], start=1)]
+        current = applied[-1]
+        if current > target.version:  # downgrade --to-release: what the plan reads
+            versions = versions_to_revert(
+                rows, target.version, profile=profile, target_versions=target.listing.versions
+            )
+            _remote_migrations(recorder, None, versions, profile)
+            recorder.place_version(current, budget=0)
+        if every_listing:  # status: where the version sits, and orphan rows
+            recorder.place_version(current)
+            for version in applied:
+                if version not in newest.versions:
+                    recorder.place_version(version)
+    header = BundleHeader(
+        repository=recorder.repo,
+        migrations_path=recorder.migrations_path,
+        to_release=target.release,
+        to_version=target.version,
+        from_release=upper.release,
+        from_version=upper.version,
+        newest_release=newest.ref,
+        made_from=source.origin or f"GitHub API {settings.api_url}",
+    )
+    return write_bundle(output, header, recording), header
 
 
 def main() -> None:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Literal
 
-import pglast
 from pglast import ast, enums
 
+from migrator.sqlast import parse_statements
 from migrator.sqlparser import ParsedSQL
 
 __all__ = ["data_loss_warnings", "dropped_tables", "step_warnings"]
@@ -101,10 +101,7 @@ def _enum_additions(stmt: Any) -> list[str]:
 
 
 def _parse(sql: str) -> tuple[Any, ...] | None:
-    try:
-        return tuple(raw.stmt for raw in pglast.parse_sql(sql))
-    except Exception:  # any SQL pglast cannot read is reported, never fatal
-        return None
+    return parse_statements(sql)  # None: SQL pglast cannot read (cached; never change the nodes)
 
 
 def _scan(statements: list[str], label: str, check: Callable[[Any], list[str]]) -> list[str]:

@@ -437,13 +437,13 @@ def connect(url: str, *, read_only: bool = False) -> psycopg.Connection[Any]:
     except psycopg.Error as exc:
         detail = scrub(str(exc).strip(), url)
         raise MigratorError(f"cannot connect to the database {redact_url(url)}: {detail}") from None
+    settings = ["statement_timeout = 0", "idle_in_transaction_session_timeout = 0"]
+    if conn.info.server_version >= 140000:  # PostgreSQL 14 added idle_session_timeout
+        settings.append("idle_session_timeout = 0")
+    if read_only:
+        settings.append("default_transaction_read_only = on")
     try:
-        conn.execute("SET statement_timeout = 0")
-        conn.execute("SET idle_in_transaction_session_timeout = 0")
-        if conn.info.server_version >= 140000:  # PostgreSQL 14 added idle_session_timeout
-            conn.execute("SET idle_session_timeout = 0")
-        if read_only:
-            conn.execute("SET default_transaction_read_only = on")
+        conn.execute("; ".join(f"SET {setting}" for setting in settings))  # one round trip
     except psycopg.Error as exc:
         conn.close()
         detail = scrub(str(exc).strip(), url)

@@ -49,12 +49,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import pglast
 from pglast import ast, enums
 from pglast.keywords import COL_NAME_KEYWORDS, RESERVED_KEYWORDS, TYPE_FUNC_NAME_KEYWORDS
 from pglast.stream import RawStream
 
 from migrator.profile import Catalog, DataFix
+from migrator.sqlast import parse_statements
 
 __all__ = ["count", "data_conflicts", "quote_ident", "quote_literal"]
 
@@ -147,10 +147,7 @@ def _type_sql(names: Sequence[str]) -> str:
 
 
 def _parse(sql: str) -> tuple[Any, ...] | None:
-    try:
-        return tuple(raw.stmt for raw in pglast.parse_sql(sql))
-    except Exception:  # SQL pglast cannot read is opaque, never fatal
-        return None
+    return parse_statements(sql)  # None: SQL pglast cannot read (cached; never change the nodes)
 
 
 def _has_default(col: Any) -> bool:

@@ -25,10 +25,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import pglast
 from pglast import ast
 
 from migrator.profile import Catalog, DataFix
+from migrator.sqlast import parse_statements
 
 __all__ = ["added_enum_labels", "count", "label_usage_fixes", "rebuild_statement"]
 
@@ -49,12 +49,8 @@ def added_enum_labels(up_statements: list[str]) -> dict[str, list[str]]:
     added: dict[str, list[str]] = {}
     created: set[str] = set()
     for sql in up_statements:
-        try:
-            parsed = pglast.parse_sql(sql)
-        except Exception:  # unparsable SQL is reported by the analysis, never fatal here
-            continue
-        for raw in parsed:
-            stmt = raw.stmt
+        # None: unparsable SQL is reported by the analysis, never fatal here
+        for stmt in parse_statements(sql) or ():
             if isinstance(stmt, ast.CreateEnumStmt):
                 name = _dotted(stmt.typeName)
                 created.add(name)

@@ -19,8 +19,9 @@ import re
 from collections.abc import Iterable
 from typing import Any, Literal
 
-import pglast
 from pglast import ast, enums
+
+from migrator.sqlast import parse_statements
 
 __all__ = ["left_behind", "left_behind_warning"]
 
@@ -380,10 +381,7 @@ class _Reader:
 
 
 def _parse(sql: str) -> tuple[Any, ...] | None:
-    try:
-        return tuple(raw.stmt for raw in pglast.parse_sql(sql))
-    except Exception:  # any SQL pglast cannot read is counted, never fatal
-        return None
+    return parse_statements(sql)  # None: SQL pglast cannot read (cached; never change the nodes)
 
 
 def left_behind(up_statements: list[str]) -> list[str]:

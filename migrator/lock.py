@@ -6,11 +6,12 @@ the lock is tried (``pg_try_advisory_lock``) and retried, never waited on inside
 stuck holder cannot hang this process past the timeout.
 
 A session lock lasts only as long as its session, and the lock session sits idle for the whole
-run: it is set up to stay alive (no statement, idle or lock timeouts; TCP keepalives), and the
-runner asks the server before every step whether that very backend (pid and start time) still
-holds both ids (:meth:`HeldLock.problem`), so a session ended by ``pg_terminate_backend``,
-``idle_session_timeout``, a dropped connection or a restart stops the run instead of letting it
-go on unlocked.
+run: it is set up to stay alive (no statement, idle or lock timeouts; TCP keepalives), and
+before every step the runner asks it whether it is still the same backend (``pg_backend_pid()``)
+and holds both ids (``pg_locks``: advisory, granted, its pid), so a session ended by
+``pg_terminate_backend``, ``idle_session_timeout``, a dropped connection or a restart stops the
+run instead of letting it go on unlocked. The runner reads ``pg_locks`` in the same statement
+as the version table, so the check adds no round trip to a step (:meth:`HeldLock.check`).
 
 Connection poolers. Through PgBouncer in transaction (or statement) pooling mode a "session" is
 a different server backend for each transaction: the advisory lock stays behind on whichever
@@ -26,11 +27,11 @@ proxy that rewrites the key is refused too; a downgrade should talk to PostgreSQ
 
 from __future__ import annotations
 
+import select
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -49,13 +50,13 @@ _LOCK_SESSION_SETTINGS = (
 )
 _IDLE_SESSION_TIMEOUT_SINCE = 140000
 
-# The advisory locks a backend holds on this database, as bigint keys (pg_locks splits a bigint
-# key into classid, the high 32 bits, and objid, the low 32 bits, with objsubid = 1).
-_HELD_IDS_SQL = """
-    SELECT ((classid::bigint << 32) | objid::bigint) FROM pg_catalog.pg_locks
-    WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND pid = {pid}
-      AND database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
-"""
+# The advisory locks backend {pid} holds on database {database}, as bigint keys: pg_locks splits a
+# bigint key into classid (the high 32 bits) and objid (the low 32 bits), with objsubid = 1.
+_HELD_IDS_SQL = (
+    "SELECT ((classid::bigint << 32) | objid::bigint) FROM pg_catalog.pg_locks "
+    "WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND pid = {pid} "
+    "AND database = {database}"
+)
 
 
 def lock_holders(conn: psycopg.Connection[Any], lock_id: int) -> list[int]:
@@ -97,72 +98,100 @@ def refuse_pooler(conn: psycopg.Connection[Any], role: str = "database connectio
     )
 
 
-def _probe_sql(pid: int) -> str:
-    held = _HELD_IDS_SQL.format(pid=int(pid))
-    started = f"SELECT backend_start FROM pg_catalog.pg_stat_get_activity({int(pid)})"
-    return f"SELECT ARRAY({held}) AS held_ids, ({started}) AS backend_start"
-
-
 @dataclass(frozen=True)
 class HeldLock:
-    """The lock session: its backend, identified by pid and start time, holds both lock ids.
+    """The lock session (``conn``) and its backend pid, which holds both lock ids.
 
-    ``conn`` is the lock session itself; nothing but the lock and watching lock waits
-    (:class:`migrator.lockwait.WaitObserver`) may use it.
+    Nothing but the lock, its checks and watching lock waits
+    (:class:`migrator.lockwait.WaitObserver`) may use ``conn``.
     """
 
     pid: int
-    backend_start: datetime | None
+    database_oid: int
     conn: psycopg.Connection[Any] = field(compare=False, repr=False)
     ids: tuple[int, ...] = GOOSE_LOCK_IDS
 
-    def probe_sql(self) -> str:
-        """One row: the lock ids the lock session's backend holds now, and that backend's start
-        time (NULL when no backend has the pid). Run on any connection to the same database."""
-        return _probe_sql(self.pid)
+    def held_ids_sql(self) -> str:
+        """A query for the lock ids the lock session's backend holds (``pg_locks``); to run on
+        any connection to the database, e.g. inside another statement as ``ARRAY(...)``."""
+        return _HELD_IDS_SQL.format(pid=int(self.pid), database=int(self.database_oid))
 
-    def problem_from(self, held_ids: Sequence[int] | None, backend_start: Any) -> str | None:
-        """What is wrong with the lock, given :meth:`probe_sql`'s row; None when it is held."""
-        if backend_start is None:
-            return (
-                f"the lock session (pid {self.pid}) is gone: it was terminated or its "
-                "connection dropped (pg_terminate_backend, idle_session_timeout, a network "
-                "failure or a server restart), and its locks went with it"
-            )
-        if self.backend_start is not None and backend_start != self.backend_start:
-            return (
-                f"the lock session (pid {self.pid}, started {self.backend_start}) is gone; "
-                f"pid {self.pid} now belongs to a session started {backend_start}"
-            )
-        missing = [i for i in self.ids if i not in set(held_ids or ())]
-        if missing:
-            return (
-                f"the lock session (pid {self.pid}) no longer holds lock id(s) "
-                f"{', '.join(map(str, missing))}"
-            )
-        return None
+    def check(self, held_ids: Iterable[int] | None = None) -> str | None:
+        """What is wrong with the lock; None when it still holds.
 
-    def problem(self, conn: psycopg.Connection[Any]) -> str | None:
-        """Ask the server (through ``conn``) whether the lock is still held; None when it is."""
+        ``held_ids``: what :meth:`held_ids_sql` found, read on another connection (the runner
+        reads it with the version table, so the check costs no round trip of its own). It is
+        the server's word that backend ``pid`` holds the ids; that backend is still this lock
+        session when the session's socket is quiet: a backend that ends (terminated, timed out,
+        server restart) sends its goodbye or closes the connection, and only then could another
+        session get its pid. Anything on the socket, or no ``held_ids``, makes the lock session
+        answer for itself: its ``pg_backend_pid()`` and its locks.
+        """
+        if held_ids is not None and self._quiet():
+            return self._missing(held_ids)
         try:
-            row = conn.execute(self.probe_sql(), prepare=False).fetchone()
+            own = _HELD_IDS_SQL.format(pid="pg_backend_pid()", database=int(self.database_oid))
+            sql = f"SELECT pg_backend_pid(), ARRAY({own})"
+            row = self.conn.execute(sql, prepare=False).fetchone()
         except psycopg.Error as exc:
-            return f"the lock could not be checked: {str(exc).strip() or type(exc).__name__}"
-        held, started = row if row else (None, None)
-        return self.problem_from(held, started)
+            return self._gone(exc)
+        pid, held = row if row else (0, [])
+        if pid != self.pid:
+            return (
+                f"the lock session is no longer backend pid {self.pid} (now pid {pid}): the "
+                "connection was re-established or goes through a pooler, and the locks stayed "
+                "behind with the old session"
+            )
+        return self._missing(held)
+
+    def _quiet(self) -> bool:
+        """Nothing has arrived on the idle lock session's socket (no goodbye, no close)."""
+        with self.conn.lock:
+            if self.conn.closed:
+                return False
+            readable, _, _ = select.select([self.conn.pgconn.socket], [], [], 0)
+            return not readable
+
+    def _missing(self, held_ids: Iterable[int]) -> str | None:
+        held = set(held_ids)
+        missing = [i for i in self.ids if i not in held]
+        if not missing:
+            return None
+        if len(missing) == len(self.ids):
+            return (
+                f"the lock session (pid {self.pid}) holds neither lock id any more: its session "
+                "ended (pg_terminate_backend, idle_session_timeout, a dropped connection or a "
+                "server restart) and its locks went with it"
+            )
+        return (
+            f"the lock session (pid {self.pid}) no longer holds lock id(s) "
+            f"{', '.join(map(str, missing))}"
+        )
+
+    def _gone(self, error: object) -> str:
+        lines = str(error).strip().splitlines()
+        detail = f" ({lines[0]})" if lines else ""
+        return (
+            f"the lock session (pid {self.pid}) is gone{detail}: it was terminated or its "
+            "connection dropped (pg_terminate_backend, idle_session_timeout, a network failure "
+            "or a server restart), and its locks went with it"
+        )
 
 
 def _try_all(conn: psycopg.Connection[Any]) -> bool:
-    """Take every goose lock id or none of them."""
-    taken: list[int] = []
-    for lock_id in GOOSE_LOCK_IDS:
-        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_id,)).fetchone()
-        if not (row and row[0]):
-            for held in taken:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (held,))
-            return False
-        taken.append(lock_id)
-    return True
+    """Take every goose lock id or none of them (one round trip; both are tried)."""
+    tries = ", ".join(f"pg_try_advisory_lock({int(i)})" for i in GOOSE_LOCK_IDS)
+    row = conn.execute(f"SELECT {tries}").fetchone()
+    taken = [i for i, ok in zip(GOOSE_LOCK_IDS, row or (), strict=False) if ok]
+    if len(taken) == len(GOOSE_LOCK_IDS):
+        return True
+    _unlock(conn, taken)
+    return False
+
+
+def _unlock(conn: psycopg.Connection[Any], ids: Sequence[int]) -> None:
+    if ids:
+        conn.execute("SELECT " + ", ".join(f"pg_advisory_unlock({int(i)})" for i in ids))
 
 
 def _holders_text(conn: psycopg.Connection[Any]) -> str:
@@ -173,27 +202,20 @@ def _holders_text(conn: psycopg.Connection[Any]) -> str:
     return f" (held by pid {', '.join(map(str, pids))})" if pids else ""
 
 
-def _keep_alive(conn: psycopg.Connection[Any]) -> None:
-    """No server timeout may end the lock session while it idles through the run."""
+def _keep_alive(conn: psycopg.Connection[Any]) -> int:
+    """No server timeout may end the lock session while it idles through the run; returns the
+    database's oid (for the lock checks)."""
     settings = list(_LOCK_SESSION_SETTINGS)
     if conn.info.server_version >= _IDLE_SESSION_TIMEOUT_SINCE:
         settings.append("idle_session_timeout")
+    sets = "".join(f"; SET {name} = 0" for name in settings)
     try:
-        conn.execute("; ".join(f"SET {name} = 0" for name in settings))
+        row = conn.execute(
+            f"SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database(){sets}"
+        ).fetchone()
     except psycopg.Error as exc:
         raise MigratorError(f"cannot set up the lock session: {exc}") from None
-
-
-def _lock_session(conn: psycopg.Connection[Any]) -> HeldLock:
-    """The held lock, checked once right after taking it: both ids held by this backend."""
-    pid = refuse_pooler(conn, "lock session")
-    row = conn.execute(_probe_sql(pid), prepare=False).fetchone()
-    held, started = row if row else (None, None)
-    lock = HeldLock(pid=pid, backend_start=started, conn=conn)
-    problem = lock.problem_from(held, started)
-    if problem:
-        raise LockError(f"the goose migration lock did not hold right after taking it: {problem}")
-    return lock
+    return int(row[0]) if row else 0
 
 
 @contextmanager
@@ -207,8 +229,8 @@ def goose_lock(url: str, *, timeout: float, poll_interval: float = 5.0) -> Itera
     conn = connect(url)
     acquired = False
     try:
-        refuse_pooler(conn, "lock session")
-        _keep_alive(conn)
+        pid = refuse_pooler(conn, "lock session")
+        lock = HeldLock(pid=pid, database_oid=_keep_alive(conn), conn=conn)
         deadline = time.monotonic() + max(timeout, 0.0)
         try:
             while not _try_all(conn):
@@ -221,13 +243,14 @@ def goose_lock(url: str, *, timeout: float, poll_interval: float = 5.0) -> Itera
                     )
                 time.sleep(min(poll_interval, remaining))
             acquired = True
-            lock = _lock_session(conn)
+            problem = lock.check()  # both ids, held by this very backend
+            if problem:
+                raise LockError(f"the goose migration lock did not hold once taken: {problem}")
         except psycopg.Error as exc:
             raise MigratorError(f"cannot take the goose migration lock: {exc}") from None
         yield lock
     finally:
         with suppress(psycopg.Error):
             if acquired and not conn.closed:
-                for lock_id in GOOSE_LOCK_IDS:
-                    conn.execute("SELECT pg_advisory_unlock(%s)", (lock_id,))
+                _unlock(conn, GOOSE_LOCK_IDS)
         conn.close()

@@ -36,7 +36,12 @@ from migrator.profile import (
 )
 from migrator.sources import MigrationFile
 from migrator.sqlparser import ParsedSQL, parse_sql
-from migrator.versions import VersionRow, applied_versions, current_version
+from migrator.versions import (
+    VersionRow,
+    applied_versions,
+    current_version,
+    current_version_newest_first,
+)
 
 NO_TX_WARNING = (
     "no transaction: runs statement by statement; a failure leaves earlier statements applied"
@@ -77,14 +82,15 @@ def _orphan_reason(version: int) -> str:
 
 def _walk(rows: Sequence[VersionRow], target: int) -> list[int]:
     """goose's down-to loop on a copy of the rows: the versions it reverts, in order."""
-    remaining = list(rows)
-    current = current_version(remaining)
+    newest_first = sorted(rows, key=lambda r: r.id, reverse=True)
+    remaining = [(r.version_id, r.is_applied) for r in newest_first]
+    current = current_version_newest_first(remaining)
     order: list[int] = []
     while current != 0 and current > target:
         order.append(current)
         # goose's down ends with DELETE ... WHERE version_id = current: every row of it goes.
-        remaining = [r for r in remaining if r.version_id != current]
-        current = current_version(remaining)
+        remaining = [r for r in remaining if r[0] != current]
+        current = current_version_newest_first(remaining)
     return order
 
 

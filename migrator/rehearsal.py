@@ -64,6 +64,7 @@ _APPLICATION_NAME = "hatchet-schema rehearsal"
 PARALLEL_THRESHOLD_BYTES = 512 * 1024 * 1024
 _MAX_JOBS = 8
 _PROGRESS_INTERVAL = 2.0
+_TICK_INTERVAL = 10.0
 # Settings whose stored value is a list to be written unquoted (pg_dump's list of them).
 _LIST_SETTINGS = frozenset(
     {
@@ -255,14 +256,17 @@ def find_leftovers(conn: psycopg.Connection[Any]) -> list[Leftover]:
     found = []
     for name, comment, size, sessions in rows:
         owner = _COMMENT_OWNER.search(comment or "")
-        alive = bool(owner and owner.group(2) == here and _pid_alive(int(owner.group(1))))
+        if owner and owner.group(2) == here:  # made from this host: is its process alive?
+            in_progress = _pid_alive(int(owner.group(1)))
+        else:
+            in_progress = bool(sessions)
         found.append(
             Leftover(
                 name=str(name),
                 comment=comment,
                 size_bytes=None if size is None else int(size),
                 sessions=int(sessions),
-                in_progress=bool(sessions) or alive,
+                in_progress=in_progress,
             )
         )
     return found
@@ -479,6 +483,13 @@ def _create_empty(admin: psycopg.Connection[Any], name: str, source: _Source) ->
     admin.execute(sql.SQL(" ").join(parts))
 
 
+def _label(admin: psycopg.Connection[Any], name: str, comment: str) -> None:
+    """Say on the new database what it is, whose it is and that it may go (for ``status``)."""
+    admin.execute(
+        sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(comment))
+    )
+
+
 def _copy_settings(admin: psycopg.Connection[Any], name: str, source: _Source) -> list[str]:
     """The database's own settings (ALTER DATABASE ... SET, e.g. search_path), which neither
     a template copy nor pg_restore carries over; returns notes for those that failed."""
@@ -586,6 +597,7 @@ class _Copier:
         self.on_progress = on_progress
         self.objects = 0
         self._last = 0.0
+        self._current = ""
         self._lock = threading.Lock()
 
     def _line(self, text: str) -> None:
@@ -593,11 +605,38 @@ class _Copier:
             return
         with self._lock:
             self.objects += 1
+            self._current = text
             now = time.monotonic()
             if self.on_progress is None or now - self._last < _PROGRESS_INTERVAL:
                 return
             self._last = now
         self.on_progress(f"rehearsal: copying, {self.objects} items so far ({text})")
+
+    @contextlib.contextmanager
+    def _ticking(self) -> Iterator[None]:
+        """A line every few seconds even while one large table is copied (no verbose line)."""
+        started, done = time.monotonic(), threading.Event()
+
+        def tick() -> None:
+            while not done.wait(_TICK_INTERVAL):
+                with self._lock:
+                    quiet = time.monotonic() - self._last >= _TICK_INTERVAL
+                    current = self._current
+                    if quiet:
+                        self._last = time.monotonic()
+                if quiet and self.on_progress is not None:
+                    self.on_progress(
+                        f"rehearsal: copying, {time.monotonic() - started:.0f}s so far, "
+                        f"{self.objects} items ({current or 'starting'})"
+                    )
+
+        ticker = threading.Thread(target=tick, daemon=True)
+        ticker.start()
+        try:
+            yield
+        finally:
+            done.set()
+            ticker.join(timeout=5)
 
     def _check(self, tool: _Tool, code: int) -> None:
         if code != 0:
@@ -605,6 +644,10 @@ class _Copier:
 
     def pipe(self, dump_flags: list[str]) -> None:
         """pg_dump --format=custom | pg_restore, no file in between."""
+        with self._ticking():
+            self._pipe(dump_flags)
+
+    def _pipe(self, dump_flags: list[str]) -> None:
         dump_argv = [self.pg_dump, "--format=custom", "--compress=0", "--no-password"]
         dump = _Tool([*dump_argv, *dump_flags, *self.src_args], self.src_env,
                      stdout=subprocess.PIPE)  # fmt: skip
@@ -633,25 +676,61 @@ class _Copier:
     def parallel(self, jobs: int, workdir: Path) -> None:
         """pg_dump --format=directory --jobs N, then pg_restore --jobs N."""
         out = workdir / "dump"
-        dump = _Tool(
-            [self.pg_dump, "--format=directory", "--compress=0", "--no-password", "--verbose",
-             f"--jobs={jobs}", f"--file={out}", *self.src_args],
-            self.src_env,
-            on_line=self._line,
-        )  # fmt: skip
-        try:
-            self._check(dump, dump.wait())
-        finally:
-            dump.stop()
-        restore = _Tool(
-            [self.pg_restore, *self.restore_flags, f"--jobs={jobs}", *self.dst_args, str(out)],
-            self.dst_env,
-            on_line=self._line,
-        )
-        try:
-            self._check(restore, restore.wait())
-        finally:
-            restore.stop()
+        with self._ticking():
+            dump = _Tool(
+                [self.pg_dump, "--format=directory", "--compress=0", "--no-password",
+                 "--verbose", f"--jobs={jobs}", f"--file={out}", *self.src_args],
+                self.src_env,
+                on_line=self._line,
+            )  # fmt: skip
+            try:
+                self._check(dump, dump.wait())
+            finally:
+                dump.stop()
+            restore = _Tool(
+                [self.pg_restore, *self.restore_flags, f"--jobs={jobs}", *self.dst_args, str(out)],
+                self.dst_env,
+                on_line=self._line,
+            )
+            try:
+                self._check(restore, restore.wait())
+            finally:
+                restore.stop()
+
+
+_SEQUENCES_SQL = """
+SELECT s.seq FROM (
+    SELECT pg_get_serial_sequence(%s, a.attname) AS seq
+      FROM pg_attribute a
+     WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped
+) s WHERE s.seq IS NOT NULL
+"""
+
+
+def _copy_version_rows(url: str, scratch_url: str, table: str) -> None:
+    """The version table's rows and its id sequence's position, with COPY (a second pg_dump
+    would cost more than the copy itself)."""
+    copy_out = sql.SQL("COPY {} TO STDOUT (FORMAT BINARY)").format(sql.SQL(table))
+    copy_in = sql.SQL("COPY {} FROM STDIN (FORMAT BINARY)").format(sql.SQL(table))
+    try:
+        with connect(url, read_only=True) as src, connect(scratch_url) as dst:
+            with (
+                src.cursor() as out_cur,
+                dst.cursor() as in_cur,
+                out_cur.copy(copy_out) as out,
+                in_cur.copy(copy_in) as into,
+            ):
+                for chunk in out:
+                    into.write(chunk)
+            for (seq,) in src.execute(_SEQUENCES_SQL, (table, table)).fetchall():
+                name = sql.SQL(str(seq))  # quoted by pg_get_serial_sequence
+                row = src.execute(sql.SQL("SELECT last_value, is_called FROM {}").format(name))
+                last = row.fetchone()
+                if last is not None:
+                    dst.execute("SELECT setval(%s, %s, %s)", (seq, last[0], last[1]))
+    except psycopg.Error as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise _CopyError(f"copying the rows of {table} failed: {first}") from None
 
 
 def _broken_pipe(tool: _Tool) -> bool:
@@ -746,13 +825,8 @@ def rehearse(
             copy_started = time.monotonic()
             try:
                 claimed = True
-                _copy(admin, url, scratch_url, name, source, mode, server_url is None,
-                      result, say, parallel_threshold)  # fmt: skip
-                admin.execute(
-                    sql.SQL("COMMENT ON DATABASE {} IS {}").format(
-                        sql.Identifier(name), sql.Literal(comment)
-                    )
-                )
+                _copy(admin, url, scratch_url, name, comment, source, mode,
+                      server_url is None, result, say, parallel_threshold)  # fmt: skip
                 result.notes += _copy_settings(admin, name, source)
                 result.copy_seconds = time.monotonic() - copy_started
                 say(f"rehearsal: copied in {result.copy_seconds:.2f}s ({result.method})")
@@ -763,6 +837,14 @@ def rehearse(
                 result.error = (
                     f"the rehearsal could not copy the database into {name} ({mode} copy), "
                     f"production was not touched: {exc}"
+                )
+            except psycopg.errors.DuplicateDatabase:
+                claimed = False  # not ours after all: never dropped
+                result.error = f"a database named {name} already exists; run the rehearsal again"
+            except MigratorError as exc:
+                result.error = (
+                    f"the rehearsal failed on {name} ({mode} copy), production was not "
+                    f"touched: {exc.message}"
                 )
             except psycopg.Error as exc:
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -798,6 +880,7 @@ def _copy(
     url: str,
     scratch_url: str,
     name: str,
+    comment: str,
     source: _Source,
     mode: Mode,
     same_server: bool,
@@ -811,7 +894,7 @@ def _copy(
         if not busy:
             say(
                 f"rehearsal: copying {source.dbname} ({megabytes}) to scratch database {name} "
-                "with CREATE DATABASE ... TEMPLATE ..."
+                "with CREATE DATABASE ... TEMPLATE (new connections to it wait until done) ..."
             )
             try:
                 admin.execute(
@@ -819,6 +902,7 @@ def _copy(
                         sql.Identifier(name), sql.Identifier(source.dbname)
                     )
                 )
+                _label(admin, name, comment)
                 result.method = "CREATE DATABASE ... TEMPLATE"
                 return
             except psycopg.errors.ObjectInUse:
@@ -832,6 +916,7 @@ def _copy(
                 "not CREATE DATABASE ... TEMPLATE"
             )
     _create_empty(admin, name, source)
+    _label(admin, name, comment)
     copier = _Copier(url, scratch_url, say, keep_owners=same_server and source.superuser)
     if not (same_server and source.superuser):
         result.notes.append("objects restored without their owners and grants (--no-owner)")
@@ -841,8 +926,8 @@ def _copy(
             f"to scratch database {name} (pg_dump | pg_restore) ..."
         )
         copier.pipe(["--schema-only"])
-        copier.pipe(["--data-only", f"--table={source.version_table}"])
-        result.method = "pg_dump --schema-only | pg_restore"
+        _copy_version_rows(url, scratch_url, source.version_table)
+        result.method = f"pg_dump --schema-only | pg_restore, COPY of {VERSION_TABLE}"
         return
     jobs = _jobs()
     if source.size >= parallel_threshold and jobs > 1:
@@ -851,7 +936,7 @@ def _copy(
             if shutil.disk_usage(workdir).free > source.size * 1.2:
                 say(
                     f"rehearsal: copying {source.dbname} ({megabytes}) to scratch database "
-                    f"{name} (pg_dump --jobs {jobs} | pg_restore --jobs {jobs}) ..."
+                    f"{name} (pg_dump --jobs {jobs}, then pg_restore --jobs {jobs}) ..."
                 )
                 copier.parallel(jobs, workdir)
                 result.method = f"pg_dump --jobs {jobs}, pg_restore --jobs {jobs}"

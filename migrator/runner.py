@@ -5,6 +5,15 @@ Before touching anything: refuse a blocked plan, refuse when other client sessio
 version table as it is now, refusing if it no longer matches what the operator approved. Then
 goose's loop: check the current version, run the step's statements and delete its version row;
 a transactional step commits both together or neither.
+
+Before every step (and every retry) the version read also asks ``pg_locks`` whether the lock
+session still holds both goose lock ids; if not, the run stops there (exit 4) and says where the
+database is. Statements run with PostgreSQL's ``lock_timeout`` (``ddl_lock_timeout``); a try
+that hits it is rolled back (a NO TRANSACTION step resumes at the statement that waited) and
+tried again after a backoff, naming the session in the way (:mod:`migrator.lockwait`).
+
+Round trips per transactional step: ``BEGIN`` with the version read, each statement, and the
+version-row ``DELETE`` with ``COMMIT``, one fewer than ``psql -f`` of the same script.
 """
 
 from __future__ import annotations
@@ -12,11 +21,12 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Collection, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from migrator.catalog import ConnectionCatalog
 from migrator.database import SessionInfo, connect, other_sessions
@@ -30,6 +40,7 @@ from migrator.versions import (
     VersionRow,
     applied_versions,
     current_version,
+    current_version_newest_first,
     read_version_rows,
 )
 
@@ -52,8 +63,6 @@ WaitCallback = Callable[[LockWait], None]
 """Called when a step's statement gave up waiting for a lock and will be tried again."""
 Replan = Callable[[Sequence[VersionRow], Catalog], Plan]
 """Builds the plan again from the version rows and catalog as they are (same inputs otherwise)."""
-
-DELETE_VERSION_SQL = f"DELETE FROM {VERSION_TABLE} WHERE version_id = %s"
 
 # PostgreSQL lock_timeout for every statement of a step: a DDL statement queued behind a long
 # transaction makes every later query on that table queue behind it, so it gives up early and
@@ -153,10 +162,17 @@ def _excerpt(statement: str, limit: int = 80) -> str:
 
 
 def _failure_message(
-    step: Step, index: int | None, exc: psycopg.Error, reverted: Sequence[Step]
+    step: Step,
+    index: int | None,
+    exc: psycopg.Error,
+    reverted: Sequence[Step],
+    *,
+    at_commit: bool = False,
 ) -> str:
     total = len(step.statements)
-    if index is None:
+    if at_commit:
+        where = "at COMMIT"
+    elif index is None:
         where = f"while deleting its row from {VERSION_TABLE}"
     else:
         where = f"at statement {index} of {total} ({_excerpt(step.statements[index - 1])!r})"
@@ -201,8 +217,18 @@ class _Run:
     on_event: EventCallback | None
     on_wait: WaitCallback | None
     observer: WaitObserver | None
-    position_sql: str
+    read_sql: str
     reverted: list[Step] = field(default_factory=list)
+
+
+@dataclass
+class _Progress:
+    """Where a try is: the statement being sent (0: the version-row DELETE), the observer's
+    token for it, and whether the failure came at COMMIT."""
+
+    statement: int = 0
+    token: int = 0
+    at_commit: bool = False
 
 
 def _milliseconds(seconds: float) -> int:
@@ -214,38 +240,27 @@ def _backoff(attempt: int) -> float:
     return float(min(BACKOFF_FIRST * 2 ** (attempt - 1), BACKOFF_MAX))
 
 
-def _position_sql(lock: HeldLock) -> str:
-    """goose's per-step read of the version table, and in the same round trip the server's word
-    on whether the lock session still holds both lock ids (one row even for an empty table).
-    The name is unqualified, as goose reads it and as the DELETE writes it."""
+def _read_sql(lock: HeldLock) -> str:
+    """goose's per-step read of the version table, newest row first as goose reads it, with the
+    lock ids the lock session holds (``pg_locks``) on each row: one statement, no extra round
+    trip. The table name is unqualified, as goose reads it and as the DELETE writes it."""
     return (
-        "SELECT p.held_ids, p.backend_start, v.id, v.version_id, v.is_applied, v.tstamp "
-        f"FROM ({lock.probe_sql()}) AS p LEFT JOIN {VERSION_TABLE} AS v ON true ORDER BY v.id"
+        f"SELECT ARRAY({lock.held_ids_sql()}), version_id, is_applied "
+        f"FROM {VERSION_TABLE} ORDER BY id DESC"
     )
 
 
-def _read_position(run: _Run) -> tuple[list[VersionRow], str | None]:
-    """The version rows now, and what is wrong with the lock (None when it is held)."""
-    try:
-        with run.conn.cursor() as cur:
-            cur.execute(run.position_sql, prepare=False)
-            rows = cur.fetchall()
-    except psycopg.Error as exc:
-        raise MigratorError(f"cannot read {VERSION_TABLE}: {_pg_error(exc)}") from None
-    held, started = (rows[0][0], rows[0][1]) if rows else (None, None)
-    versions = [
-        VersionRow(id=int(i), version_id=int(v), is_applied=bool(a), tstamp=t)
-        for _h, _s, i, v, a, t in rows
-        if i is not None
+def _version_rows(newest_first: Sequence[tuple[Any, ...]]) -> list[VersionRow]:
+    """The rows in :class:`VersionRow` form (ids stand in for the real ones: same order)."""
+    count = len(newest_first)
+    return [
+        VersionRow(id=count - n, version_id=int(v), is_applied=bool(a), tstamp=None)
+        for n, (_held, v, a) in enumerate(newest_first)
     ]
-    return versions, run.lock.problem_from(held, started)
 
 
-def _lock_lost(
-    run: _Run, step: Step, rows: Sequence[VersionRow], problem: str, retrying: bool
-) -> LockError:
+def _lock_lost(run: _Run, step: Step, current: int, problem: str, *, retrying: bool) -> LockError:
     done, total = len(run.reverted), len(run.plan.steps)
-    current = current_version(rows)
     names = ", ".join(_step_name(s) for s in run.reverted)
     where = "before retrying" if retrying else "before"
     reverted = (
@@ -262,57 +277,93 @@ def _lock_lost(
     )
 
 
-def _check_position(rows: Sequence[VersionRow], step: Step, reverted: Sequence[Step]) -> None:
-    """goose re-reads the table before each step; the step's version must be the current one
-    (or, for a renamed row below the target, still applied)."""
-    if step.below_target:
-        if step.version in applied_versions(rows):
-            return
-        found = f"version {step.version} is no longer applied"
-    else:
-        current = current_version(rows)
-        if current == step.version:
-            return
-        found = f"found {current}"
+def _changed(step: Step, found: str, reverted: Sequence[Step]) -> MigratorError:
     done = ", ".join(_step_name(s) for s in reverted) or "none"
-    raise MigratorError(
+    return MigratorError(
         f"the database changed during the run: expected version {step.version} "
         f"before {_step_name(step)}, {found}; stopped before it "
         f"(already reverted in this run: {done})"
     )
 
 
+def _guard(run: _Run, cur: psycopg.Cursor[Any], step: Step, *, begin: bool, retrying: bool) -> None:
+    """Before a try: goose's re-read of the version table (``begin``: as the first statement of
+    the step's transaction, in the same round trip as BEGIN) and the lock check. The lock must
+    hold, and the step's version must be the current one (or, for a renamed row below the
+    target, still applied)."""
+    try:
+        if begin:
+            cur.execute("BEGIN; " + run.read_sql, prepare=False)
+            cur.nextset()
+        else:
+            cur.execute(run.read_sql, prepare=False)
+        rows = cur.fetchall()
+    except psycopg.Error as exc:
+        raise MigratorError(f"cannot read {VERSION_TABLE}: {_pg_error(exc)}") from None
+    current = current_version_newest_first((v, a) for _held, v, a in rows)
+    problem = run.lock.check(rows[0][0] if rows else None)
+    if problem:
+        raise _lock_lost(run, step, current, problem, retrying=retrying)
+    if step.below_target:
+        if step.version not in applied_versions(_version_rows(rows)):
+            raise _changed(step, f"version {step.version} is no longer applied", run.reverted)
+    elif current != step.version:
+        raise _changed(step, f"found {current}", run.reverted)
+
+
 def _execute_statements(
     cur: psycopg.Cursor[Any],
     step: Step,
     first: int,
-    progress: list[int],
+    progress: _Progress,
     observer: WaitObserver | None,
 ) -> None:
-    """Statements ``first``.. of ``step``, then its version-row DELETE; ``progress`` holds the
-    statement being sent (0 for the DELETE) and ``progress[1]`` the observer's token."""
+    """Statements ``first``.. of ``step``, then its version-row DELETE (and, in a transaction,
+    COMMIT in the same round trip); ``progress`` says how far it got."""
     statements = step.statements
     for index in range(first, len(statements) + 1):
-        progress[0] = index
+        progress.statement = index
         if observer is not None:
-            progress[1] = observer.begin()
+            progress.token = observer.begin()
         # No parameters: psycopg uses the simple query protocol, as goose does, so a statement
         # may hold several commands. prepare=False keeps repeated text off the extended protocol.
         cur.execute(statements[index - 1], prepare=False)
-    progress[0] = 0
+    progress.statement = 0
     if observer is not None:
-        progress[1] = observer.begin()
-    cur.execute(DELETE_VERSION_SQL, (step.version,), prepare=False)
+        progress.token = observer.begin()
+    delete = f"DELETE FROM {VERSION_TABLE} WHERE version_id = {int(step.version)}"
+    cur.execute(delete + "; COMMIT" if step.transaction else delete, prepare=False)
     if observer is not None:
         observer.end()
+
+
+def _try_step(run: _Run, step: Step, first: int, progress: _Progress, retrying: bool) -> None:
+    """One try: the guard, the statements from ``first`` and the version-row DELETE. A
+    transactional step runs BEGIN .. COMMIT and is rolled back on any failure."""
+    conn = run.conn
+    with conn.cursor() as cur:
+        if not step.transaction:
+            _guard(run, cur, step, begin=False, retrying=retrying)
+            _execute_statements(cur, step, first, progress, run.observer)
+            return
+        try:
+            _guard(run, cur, step, begin=True, retrying=retrying)
+            _execute_statements(cur, step, 1, progress, run.observer)
+        except BaseException:
+            status = conn.info.transaction_status
+            # A failed COMMIT ends the transaction itself; anything earlier leaves it open.
+            progress.at_commit = progress.statement == 0 and status == TransactionStatus.IDLE
+            if status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+                with suppress(psycopg.Error):
+                    conn.execute("ROLLBACK")
+            raise
 
 
 def _wait_info(
     run: _Run, step: Step, index: int | None, attempt: int, token: int, retry_in: float | None
 ) -> LockWait:
     sample: WaitSample | None = run.observer.sample(token) if run.observer else None
-    if sample is None:
-        blockers = probable_blockers(run.conn, [run.lock.pid])
+    blockers = sample.blockers if sample else probable_blockers(run.conn, [run.lock.pid])
     return LockWait(
         step_name=_step_name(step),
         version=step.version,
@@ -323,7 +374,7 @@ def _wait_info(
         timeout=run.ddl_lock_timeout,
         mode=sample.mode if sample else None,
         target=sample.target if sample else None,
-        blockers=sample.blockers if sample else blockers,
+        blockers=blockers,
         observed=sample is not None,
         retry_in=retry_in,
     )
@@ -360,31 +411,21 @@ def _run_step(run: _Run, step: Step) -> None:
     if run.on_event:
         run.on_event("start", step, 0.0)
     first, attempt = 1, 0
-    progress = [0, 0]  # statement being sent (0: the version-row DELETE), observer token
     while True:
         attempt += 1
-        rows, problem = _read_position(run)
-        if problem:
-            raise _lock_lost(run, step, rows, problem, retrying=attempt > 1)
-        _check_position(rows, step, run.reverted)
+        progress = _Progress()
         try:
-            with run.conn.cursor() as cur:
-                if step.transaction:
-                    with run.conn.transaction():
-                        _execute_statements(cur, step, 1, progress, run.observer)
-                else:
-                    _execute_statements(cur, step, first, progress, run.observer)
+            _try_step(run, step, first, progress, retrying=attempt > 1)
             break
         except psycopg.Error as exc:
-            index = progress[0] or None
-            timed_out = exc.sqlstate == LOCK_NOT_AVAILABLE
+            if run.observer:
+                run.observer.end()
+            index = progress.statement or None
             wait = None
-            if timed_out:
+            if exc.sqlstate == LOCK_NOT_AVAILABLE:
                 last = attempt >= run.tries or not _retryable(step, index)
                 delay = None if last else _backoff(attempt)
-                wait = _wait_info(run, step, index, attempt, progress[1], delay)
-                if run.observer:
-                    run.observer.end()
+                wait = _wait_info(run, step, index, attempt, progress.token, delay)
                 if delay is not None:
                     if run.on_wait:
                         run.on_wait(wait)
@@ -392,10 +433,10 @@ def _run_step(run: _Run, step: Step) -> None:
                     if not step.transaction:  # what ran stays applied: go on from here
                         first = index or len(step.statements) + 1
                     continue
-            if run.observer:
-                run.observer.end()
             step.status = "failed"
-            step.reason = _failure_message(step, index, exc, run.reverted)
+            step.reason = _failure_message(
+                step, index, exc, run.reverted, at_commit=progress.at_commit
+            )
             if wait is not None:
                 step.reason += _give_up_note(run, step, index, wait)
             if run.on_event:
@@ -404,6 +445,14 @@ def _run_step(run: _Run, step: Step) -> None:
     step.status = "done"
     if run.on_event:
         run.on_event("done", step, time.monotonic() - started)
+
+
+def _final_version(run: _Run) -> int:
+    try:
+        rows = run.conn.execute(run.read_sql, prepare=False).fetchall()
+    except psycopg.Error as exc:
+        raise MigratorError(f"cannot read {VERSION_TABLE}: {_pg_error(exc)}") from None
+    return current_version_newest_first((v, a) for _held, v, a in rows)
 
 
 def _mark_not_run(steps: Sequence[Step]) -> None:
@@ -482,12 +531,12 @@ def run_plan(
                 on_event=on_event,
                 on_wait=on_wait,
                 observer=observer,
-                position_sql=_position_sql(lock),
+                read_sql=_read_sql(lock),
             )
             for step in plan.steps:
                 _run_step(run, step)
                 run.reverted.append(step)
-            final = current_version(read_version_rows(conn))
+            final = _final_version(run)
     finally:
         _mark_not_run(plan.steps)
         conn.close()

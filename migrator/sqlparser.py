@@ -19,6 +19,7 @@ would have run:
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -164,7 +165,28 @@ def parse_sql(
     ``env`` feeds ``ENVSUB ON`` sections (default: this process's environment, like goose).
     Raises ``SQLParseError`` ("FILE:LINE: problem") where goose would refuse the file, and also
     when a statement to run is not valid UTF-8 (PostgreSQL would reject it anyway).
+
+    A file that cannot hold an ``ENVSUB`` annotation depends on nothing but its bytes, so its
+    parse is remembered (a run plans twice: before the prompt and again with the lock held).
     """
+    if "envsub" in _decode(content).casefold():  # what _equal_fold matches, and more
+        return _parse_sql(content, filename=filename, direction=direction, env=env)
+    parsed = _parse_sql_cached(content, filename, direction)
+    return ParsedSQL(list(parsed.statements), parsed.use_transaction, parsed.section_present)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_sql_cached(content: bytes | str, filename: str, direction: Direction) -> ParsedSQL:
+    return _parse_sql(content, filename=filename, direction=direction, env=None)
+
+
+def _parse_sql(
+    content: bytes | str,
+    *,
+    filename: str,
+    direction: Direction,
+    env: Mapping[str, str] | None = None,
+) -> ParsedSQL:
     environ: Mapping[str, str] = os.environ if env is None else env
     state = _State.START
     use_tx = True

@@ -6,7 +6,7 @@ it (as goose's ``EnsureDBVersion`` would) would make an unrelated database look 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -83,9 +83,21 @@ def current_version(rows: Sequence[VersionRow]) -> int:
     A version whose newest row is ``is_applied = false`` is skipped entirely, so the result is the
     most recently applied migration, not ``max(version_id)``. 0 when nothing is applied.
     """
-    for version, row in _latest_state(rows):
-        if row.is_applied:
-            return version
+    newest_first = sorted(rows, key=lambda r: r.id, reverse=True)
+    return current_version_newest_first((r.version_id, r.is_applied) for r in newest_first)
+
+
+def current_version_newest_first(rows: Iterable[tuple[int, bool]]) -> int:
+    """:func:`current_version` over ``(version_id, is_applied)`` pairs already ordered by ``id``
+    descending, as goose's own loop reads them: a version seen not applied is skipped, the
+    first applied row that is not skipped is current. Usually stops at the first row."""
+    skipped: set[int] = set()
+    for version, is_applied in rows:
+        if is_applied:
+            if version not in skipped:
+                return int(version)
+        else:
+            skipped.add(version)
     return 0
 
 

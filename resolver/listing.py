@@ -27,11 +27,18 @@ A fetched listing that fails the check is refused (exit 1, nothing cached). A ca
 fails is removed from the cache and fetched again; with ``--offline`` it is an error (exit 2)
 naming the cache file. Not covered by the tree id: blob sizes (the bytes themselves are verified
 by SHA when they are fetched) and a cached "no directory at this commit" entry.
+
+:meth:`DirectoryLister.prefetch` reads many listings through GraphQL (with a token): one query
+gives the directory's tree id at up to ``PREFETCH_BATCH`` commits, one more the entries of up to
+``TREES_BATCH`` distinct trees (releases without a migration between them share one tree). Each
+listing is verified against its tree id exactly as above before it is cached; anything GraphQL
+does not deliver is read through REST as usual when it is asked for.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -59,9 +66,11 @@ from resolver.gitblob import (
 )
 from resolver.http import GitHubHTTP
 from resolver.models import RemoteFile, migration_name
-from resolver.refs import offline_miss
+from resolver.refs import graphql_objects, offline_miss
 
 OBJECT_MEDIA_TYPE = "application/vnd.github.object+json"
+PREFETCH_BATCH = 250
+TREES_BATCH = 40
 _CONTENTS_MODES = {
     "file": FILE_MODE,
     "dir": DIR_MODE,
@@ -238,6 +247,8 @@ class DirectoryLister:
         self._path = path.strip("/")
         self._offline = offline
         self._commit_exists = commit_exists
+        # verified once per process: a commit's listing never changes
+        self._verified: dict[str, TreeListing | None] = {}
 
     def files_at(self, commit: str, *, commit_known: bool) -> tuple[RemoteFile, ...]:
         """Migration files at ``commit``; :class:`DirectoryMissing` if the directory is absent.
@@ -262,8 +273,10 @@ class DirectoryLister:
             if not commit_known and not self._commit_exists(commit):
                 raise BadInputError(f"no commit {commit} in {self._repo}") from None
             self._cache.write_json(key, {"missing": True})
+            self._verified[commit] = None
             raise
         self._cache.write_json(key, listing.to_json())
+        self._verified[commit] = listing
         return listing
 
     def cached_files_at(self, commit: str) -> tuple[RemoteFile, ...] | None:
@@ -277,11 +290,17 @@ class DirectoryLister:
 
         An entry that fails verification is removed (a miss); offline that is an error.
         """
+        if commit in self._verified:
+            known = self._verified[commit]
+            if known is None:
+                raise DirectoryMissing(commit)
+            return known
         key = self._key(commit)
         cached = self._cache.read_json(key)
         if cached is None:
             return None
         if isinstance(cached, dict) and cached.get("missing") is True:
+            self._verified[commit] = None
             raise DirectoryMissing(commit)
         listing = TreeListing.from_json(cached)
         problem = (
@@ -290,6 +309,7 @@ class DirectoryLister:
             else listing.problem()
         )
         if listing is not None and problem is None:
+            self._verified[commit] = listing
             return listing
         self._cache.discard_json(key)
         if self._offline:
@@ -300,6 +320,63 @@ class DirectoryLister:
                 exit_code=EXIT_BAD_INPUT,
             )
         return None
+
+    def prefetch(self, commits: Sequence[str]) -> None:
+        """Cache the listings of ``commits`` (commits GitHub gave, e.g. tags' targets) through
+        GraphQL, many per request; listings already cached cost nothing. A failed query is not
+        an error: those listings are read through REST when they are asked for."""
+        todo: list[str] = []
+        for commit in dict.fromkeys(commits):
+            try:
+                if self.cached_listing_at(commit) is not None:
+                    continue
+            except DirectoryMissing:
+                continue
+            todo.append(commit)
+        if self._offline or not todo:
+            return
+        tree_of: dict[str, str] = {}
+        for start in range(0, len(todo), PREFETCH_BATCH):
+            chunk = todo[start : start + PREFETCH_BATCH]
+            fields = [
+                f"c{i}: object(expression: {json.dumps(f'{commit}:{self._path}')}) "
+                "{ ... on Tree { oid } }"
+                for i, commit in enumerate(chunk)
+            ]
+            answer = self._graphql(fields)
+            if answer is None:
+                return
+            objects, clean = answer
+            for i, commit in enumerate(chunk):
+                item = objects.get(f"c{i}")
+                oid = item.get("oid") if isinstance(item, dict) else None
+                if isinstance(oid, str) and is_sha(oid):
+                    tree_of[commit] = oid
+                elif item is None and clean and f"c{i}" in objects:
+                    self._cache.write_json(self._key(commit), {"missing": True})
+        trees = sorted(set(tree_of.values()))
+        verified: dict[str, TreeListing] = {}
+        for start in range(0, len(trees), TREES_BATCH):
+            chunk = trees[start : start + TREES_BATCH]
+            fields = [
+                f"t{i}: object(oid: {json.dumps(tree)}) "
+                "{ ... on Tree { entries { name mode oid type size } } }"
+                for i, tree in enumerate(chunk)
+            ]
+            answer = self._graphql(fields)
+            if answer is None:
+                break
+            objects, _clean = answer
+            for i, tree in enumerate(chunk):
+                listing = _graphql_tree(tree, objects.get(f"t{i}"))
+                if listing is not None and listing.problem() is None:
+                    verified[tree] = listing
+        for commit, tree in tree_of.items():
+            if tree in verified:
+                self._cache.write_json(self._key(commit), verified[tree].to_json())
+
+    def _graphql(self, fields: Sequence[str]) -> tuple[dict[str, Any], bool] | None:
+        return graphql_objects(self._http, self._repo, fields)
 
     def _key(self, commit: str) -> str:
         return f"listing/{commit}-" + hashlib.sha256(self._path.encode()).hexdigest()[:16]
@@ -415,6 +492,27 @@ class DirectoryLister:
                 f"{problem}, the tree id GitHub gave for {commit[:12]}:{self._path}",
             )
         return listing
+
+
+def _graphql_tree(tree: str, item: Any) -> TreeListing | None:
+    """The listing a GraphQL ``... on Tree { entries { name mode oid type size } }`` gives, or
+    ``None`` if it does not have that shape (modes are integers there: 33188 is 100644)."""
+    raw = item.get("entries") if isinstance(item, dict) else None
+    if not isinstance(raw, list):
+        return None
+    entries: list[DirEntry] = []
+    for entry in raw:
+        if not isinstance(entry, dict):
+            return None
+        name, mode, oid, size = (entry.get(k) for k in ("name", "mode", "oid", "size"))
+        if not (isinstance(name, str) and isinstance(mode, int) and isinstance(oid, str)):
+            return None
+        canonical = tree_mode(format(mode, "o"))
+        if canonical is None or entry.get("type") != object_type(canonical):
+            return None
+        blob_size = size if isinstance(size, int) and object_type(canonical) == "blob" else 0
+        entries.append(DirEntry(canonical, name, oid, blob_size))
+    return TreeListing(tree, tuple(entries))
 
 
 def _differs_beyond_modes(guessed: Sequence[DirEntry], exact: Sequence[DirEntry]) -> str | None:

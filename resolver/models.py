@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 from packaging.version import Version
@@ -69,7 +70,7 @@ class Listing:
     def __post_init__(self) -> None:
         self._by_name.update({f.name: f for f in self.files})
 
-    @property
+    @cached_property
     def versions(self) -> frozenset[int]:
         return frozenset(f.version for f in self.files)
 

@@ -10,7 +10,9 @@ the tag object's SHA, which is immutable.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -53,6 +55,29 @@ def next_link(reply: Reply) -> str | None:
 
 def _bad_shape(what: str) -> NetworkError:
     return NetworkError(f"GitHub's answer for {what} did not have the expected shape")
+
+
+def graphql_objects(
+    http: GitHubHTTP, repo: str, fields: Sequence[str]
+) -> tuple[dict[str, Any], bool] | None:
+    """The ``repository`` object of a GraphQL query made of ``fields`` (aliased ``object``
+    lookups), and whether the answer carried no errors; ``None`` when the query failed (GraphQL
+    only ever saves requests: callers fall back on REST)."""
+    owner, _, name = repo.partition("/")
+    query = (
+        f"query {{ repository(owner: {json.dumps(owner)}, name: {json.dumps(name)}) {{\n"
+        + "\n".join(fields)
+        + "\n} }"
+    )
+    try:
+        document = http.graphql(query)
+    except NetworkError:
+        return None
+    data = document.get("data") if isinstance(document, dict) else None
+    repository = data.get("repository") if isinstance(data, dict) else None
+    if not isinstance(repository, dict):
+        return None
+    return repository, not document.get("errors")
 
 
 def offline_miss(what: str) -> CacheMissError:
@@ -202,6 +227,32 @@ class RefDirectory:
         if kind != "commit":
             raise BadInputError(f"tag {tag.name} does not point at a commit")
         return sha
+
+    def prefetch_peels(self, tags: Sequence[TagRef], *, batch: int = 100) -> None:
+        """Cache the targets of annotated tags through GraphQL, ``batch`` per request (one
+        ``git/tags`` REST request each otherwise); tags already known cost nothing."""
+        todo = [t for t in tags if t.type == "tag" and self.cached_peel(t) is None]
+        todo = list({t.sha: t for t in todo}.values())
+        if self._offline:
+            return
+        for start in range(0, len(todo), batch):
+            chunk = todo[start : start + batch]
+            fields = [
+                f"t{i}: object(oid: {json.dumps(t.sha)}) "
+                "{ ... on Tag { target { __typename oid } } }"
+                for i, t in enumerate(chunk)
+            ]
+            answer = graphql_objects(self._http, self._repo, fields)
+            if answer is None:
+                return
+            objects, _clean = answer
+            for i, tag in enumerate(chunk):
+                item = objects.get(f"t{i}")
+                target = item.get("target") if isinstance(item, dict) else None
+                oid = target.get("oid") if isinstance(target, dict) else None
+                kind = target.get("__typename") if isinstance(target, dict) else None
+                if isinstance(oid, str) and is_sha(oid) and kind in ("Commit", "Tag"):
+                    self._cache.write_json(f"tagobj/{tag.sha}", [oid, str(kind).lower()])
 
     def cached_peel(self, tag: TagRef) -> str | None:
         """The commit a tag points at if it is known without a request, else ``None``."""

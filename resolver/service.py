@@ -12,7 +12,7 @@ import time
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal
+from typing import Literal, Self
 
 import httpx
 
@@ -21,7 +21,7 @@ from resolver.contents import DEFAULT_WORKERS, ContentFetcher
 from resolver.errors import EXIT_BLOCKED, BadInputError, ResolverError
 from resolver.gitblob import is_sha
 from resolver.http import Clock, GitHubHTTP, RequestStats, Sleep
-from resolver.listing import DirectoryLister, DirectoryMissing
+from resolver.listing import DirectoryLister, DirectoryMissing, TreeListing, to_files
 from resolver.models import (
     FileKind,
     Listing,
@@ -31,14 +31,16 @@ from resolver.models import (
     VersionPlace,
     migration_name,
 )
-from resolver.refs import RefDirectory
+from resolver.refs import RefDirectory, TagRef
 from resolver.settings import GitHubSettings
+from resolver.source import BlobStore, TagStore, TreeStore
 from resolver.tags import TagName, nearest_stable, parse_tag, sort_key
 
 __all__ = [
     "FileKind",
     "Listing",
     "Release",
+    "ReleaseResolver",
     "RemoteFile",
     "Resolution",
     "Resolver",
@@ -80,47 +82,37 @@ class _Budget:
         return True
 
 
-class Resolver:
-    """GitHub-aware release resolution for one repository; a context manager."""
+class ReleaseResolver:
+    """Release resolution over one repository's tags, directory listings and file contents,
+    wherever they come from (the parts: see :mod:`resolver.source`); a context manager.
+
+    Every source (the GitHub API, a local clone, a bundle) runs this same logic, so stable-release
+    rules, pre-releases, the choice of source release and the SHA checks are the same for all.
+    """
 
     def __init__(
         self,
-        settings: GitHubSettings,
         *,
-        sleep: Sleep = time.sleep,
-        clock: Clock = time.time,
-        max_workers: int = DEFAULT_WORKERS,
-        transport: httpx.BaseTransport | None = None,
+        repo: str,
+        migrations_path: str,
+        refs: TagStore,
+        lister: TreeStore,
+        contents: BlobStore,
+        origin: str | None = None,
     ) -> None:
-        if _REPO.fullmatch(settings.repo) is None:
-            raise BadInputError(f"the repository must be OWNER/NAME, not {settings.repo!r}")
-        self._settings = settings
-        self._http = GitHubHTTP(
-            settings.api_url, settings.token, sleep=sleep, clock=clock, transport=transport
-        )
-        self._cache = Cache(settings.cache_dir, self._http.endpoints.api, settings.repo)
-        self._refs = RefDirectory(self._http, self._cache, settings.repo, offline=settings.offline)
-        self._lister = DirectoryLister(
-            self._http,
-            self._cache,
-            settings.repo,
-            settings.migrations_path,
-            offline=settings.offline,
-            commit_exists=self._commit_exists,
-        )
-        self._contents = ContentFetcher(
-            self._http,
-            self._cache,
-            settings.repo,
-            settings.migrations_path,
-            offline=settings.offline,
-            max_workers=max_workers,
-        )
+        self._repo = repo
+        self._path = migrations_path.strip("/")
+        self._refs = refs
+        self._lister = lister
+        self._contents = contents
+        self._origin = origin
+        self._sorted_releases: tuple[list[TagRef], list[Release]] | None = None
+        self._files_by_tree: dict[str, tuple[RemoteFile, ...]] = {}
 
     def __repr__(self) -> str:
-        return f"Resolver(repo={self._settings.repo!r}, api={self._http.endpoints.api!r})"
+        return f"{type(self).__name__}(repo={self._repo!r}, origin={self._origin!r})"
 
-    def __enter__(self) -> Resolver:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -132,12 +124,59 @@ class Resolver:
         self.close()
 
     def close(self) -> None:
-        self._http.close()
+        """Release what the source holds open (connections, processes); idempotent."""
 
     @property
-    def stats(self) -> RequestStats:
-        """Requests sent so far (``core`` spends REST quota; 304s are counted apart)."""
-        return self._http.stats
+    def origin(self) -> str | None:
+        """``"bundle FILE"`` or ``"git-dir DIR"``; ``None`` for the GitHub API."""
+        return self._origin
+
+    @property
+    def repo(self) -> str:
+        return self._repo
+
+    @property
+    def migrations_path(self) -> str:
+        return self._path
+
+    def parts(self) -> tuple[TagStore, TreeStore, BlobStore]:
+        """The tag, tree and blob parts this resolver reads through."""
+        return self._refs, self._lister, self._contents
+
+    def with_parts(self, refs: TagStore, lister: TreeStore, contents: BlobStore) -> ReleaseResolver:
+        """The same logic over other parts (e.g. ones that record what is read); the new
+        resolver owns nothing, closing it closes nothing."""
+        return ReleaseResolver(
+            repo=self._repo,
+            migrations_path=self._path,
+            refs=refs,
+            lister=lister,
+            contents=contents,
+            origin=self._origin,
+        )
+
+    @property
+    def cheap_listings(self) -> bool:
+        """Whether reading hundreds of listings is cheap here (a local source: yes)."""
+        return True
+
+    def prefetch(self, releases: Sequence[Release]) -> None:
+        """Read the commits and listings of many releases at once where the source can do that
+        more cheaply than one at a time (later reads then hit the cache); a no-op by default."""
+
+    def _files_at(self, commit: str, *, commit_known: bool) -> tuple[RemoteFile, ...]:
+        return self._files_of(self._lister.listing_at(commit, commit_known=commit_known))
+
+    def _cached_files_at(self, commit: str) -> tuple[RemoteFile, ...] | None:
+        listing = self._lister.cached_listing_at(commit)
+        return None if listing is None else self._files_of(listing)
+
+    def _files_of(self, listing: TreeListing) -> tuple[RemoteFile, ...]:
+        """The migration files of a verified listing (once per tree id: it fixes the entries)."""
+        files = self._files_by_tree.get(listing.tree)
+        if files is None:
+            files = self._files_by_tree[listing.tree] = to_files(listing.entries)
+        return files
 
     # -- releases -----------------------------------------------------------------------------
 
@@ -151,13 +190,14 @@ class Resolver:
 
     def releases(self, *, include_prereleases: bool = False) -> list[Release]:
         """Releases newest first in semver order (stable only unless asked otherwise)."""
-        named = [
-            (name, commit)
-            for name, commit in self._tag_names()
-            if include_prereleases or not name.prerelease
-        ]
-        named.sort(key=lambda pair: sort_key(pair[0]), reverse=True)
-        return [Release(n.tag, n.version, n.prerelease, commit) for n, commit in named]
+        tags = self._refs.tags()
+        known = self._sorted_releases
+        if known is None or known[0] is not tags:  # parsed once per tag list
+            named = self._tag_names()
+            named.sort(key=lambda pair: sort_key(pair[0]), reverse=True)
+            ordered = [Release(n.tag, n.version, n.prerelease, commit) for n, commit in named]
+            known = self._sorted_releases = (tags, ordered)
+        return [r for r in known[1] if include_prereleases or not r.prerelease]
 
     def release(self, tag: str, *, allow_prerelease: bool = False) -> Release:
         """The release called ``tag``, with its commit.
@@ -184,7 +224,7 @@ class Resolver:
             stable = [n for n in map(parse_tag, refs) if n is not None and not n.prerelease]
             near = nearest_stable(name, stable)
             known = f"; nearest stable releases: {', '.join(near)}" if near else ""
-            raise BadInputError(f"no release {name} in {self._settings.repo}{known}")
+            raise BadInputError(f"no release {name} in {self._repo}{known}")
         commit = self._refs.peel(ref)
         return Release(name, parsed.version, parsed.prerelease, commit)
 
@@ -195,19 +235,17 @@ class Resolver:
         release = self.release(tag, allow_prerelease=allow_prerelease)
         assert release.commit is not None
         try:
-            files = self._lister.files_at(release.commit, commit_known=True)
+            files = self._files_at(release.commit, commit_known=True)
         except DirectoryMissing:
             raise BadInputError(
-                f"{release.tag} has no migrations directory ({self._settings.migrations_path}): "
+                f"{release.tag} has no migrations directory ({self._path}): "
                 f"Hatchet ships goose migrations only from {FIRST_GOOSE_RELEASE} on, so the "
                 "schema cannot be moved to this release"
             ) from None
         listing = Listing(release.tag, release.commit, files)
         newest = listing.newest
         if newest is None:
-            raise BadInputError(
-                f"{release.tag} has no migration files in {self._settings.migrations_path}"
-            )
+            raise BadInputError(f"{release.tag} has no migration files in {self._path}")
         return Resolution(
             release=release.tag,
             version=newest.version,
@@ -233,30 +271,21 @@ class Resolver:
         if commit is None:
             commit = self._refs.commit_of(ref)
         try:
-            files = self._lister.files_at(commit, commit_known=known)
+            files = self._files_at(commit, commit_known=known)
         except DirectoryMissing:
-            raise BadInputError(
-                f"{ref} has no migrations directory ({self._settings.migrations_path})"
-            ) from None
+            raise BadInputError(f"{ref} has no migrations directory ({self._path})") from None
         return Listing(ref, commit, files)
 
     def _stable_releases(self) -> list[Release]:
         """Stable releases newest first; a repository without any cannot supply down SQL."""
         releases = self.releases()
         if not releases:
-            raise ResolverError(f"{self._settings.repo} has no stable releases", EXIT_BLOCKED)
+            raise ResolverError(f"{self._repo} has no stable releases", EXIT_BLOCKED)
         return releases
 
     def newest_listing(self) -> Listing:
         """The migration files of the newest stable release (the migrations now in force)."""
         return self.listing(self._stable_releases()[0].tag)
-
-    def _commit_exists(self, sha: str) -> bool:
-        try:
-            self._refs.commit_of(sha)
-        except BadInputError:
-            return False
-        return True
 
     def _release_listing(self, release: Release) -> Listing | None:
         """A stable release's listing, or ``None`` when it predates the directory."""
@@ -265,7 +294,7 @@ class Resolver:
             commit = self.release(release.tag, allow_prerelease=True).commit
             assert commit is not None
         try:
-            files = self._lister.files_at(commit, commit_known=True)
+            files = self._files_at(commit, commit_known=True)
         except DirectoryMissing:
             return None
         return Listing(release.tag, commit, files)
@@ -279,7 +308,7 @@ class Resolver:
             if commit is None:
                 return UNKNOWN
         try:
-            files = self._lister.cached_files_at(commit)
+            files = self._cached_files_at(commit)
         except DirectoryMissing:
             return None
         return UNKNOWN if files is None else Listing(release.tag, commit, files)
@@ -368,7 +397,7 @@ class Resolver:
                 continue
             commit = self._refs.peel(ref)
             try:
-                listing = Listing(tag, commit, self._lister.files_at(commit, commit_known=True))
+                listing = Listing(tag, commit, self._files_at(commit, commit_known=True))
             except DirectoryMissing:
                 continue
             hit = _file_with(listing, version)
@@ -479,6 +508,89 @@ class Resolver:
             if newest is not None:
                 result.setdefault(newest.version, []).append(release.tag)
         return result
+
+
+class Resolver(ReleaseResolver):
+    """GitHub-aware release resolution for one repository (REST, GraphQL, raw downloads and the
+    on-disk cache); a context manager."""
+
+    def __init__(
+        self,
+        settings: GitHubSettings,
+        *,
+        sleep: Sleep = time.sleep,
+        clock: Clock = time.time,
+        max_workers: int = DEFAULT_WORKERS,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if _REPO.fullmatch(settings.repo) is None:
+            raise BadInputError(f"the repository must be OWNER/NAME, not {settings.repo!r}")
+        self._settings = settings
+        self._http = GitHubHTTP(
+            settings.api_url, settings.token, sleep=sleep, clock=clock, transport=transport
+        )
+        cache = Cache(settings.cache_dir, self._http.endpoints.api, settings.repo)
+        refs = RefDirectory(self._http, cache, settings.repo, offline=settings.offline)
+        self._directory = DirectoryLister(
+            self._http,
+            cache,
+            settings.repo,
+            settings.migrations_path,
+            offline=settings.offline,
+            commit_exists=self._commit_exists,
+        )
+        contents = ContentFetcher(
+            self._http,
+            cache,
+            settings.repo,
+            settings.migrations_path,
+            offline=settings.offline,
+            max_workers=max_workers,
+        )
+        super().__init__(
+            repo=settings.repo,
+            migrations_path=settings.migrations_path,
+            refs=refs,
+            lister=self._directory,
+            contents=contents,
+        )
+        self._ref_directory = refs
+
+    def __repr__(self) -> str:
+        return f"Resolver(repo={self._settings.repo!r}, api={self._http.endpoints.api!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    @property
+    def stats(self) -> RequestStats:
+        """Requests sent so far (``core`` spends REST quota; 304s are counted apart)."""
+        return self._http.stats
+
+    @property
+    def cheap_listings(self) -> bool:
+        """With a token GraphQL reads a hundred listings per request; without one each listing
+        is a REST request of the 60 an hour (``--offline``: the cache, free)."""
+        return self._settings.offline or self._http.has_token
+
+    def prefetch(self, releases: Sequence[Release]) -> None:
+        """With a token, read the commits of annotated tags and the listings of ``releases``
+        through GraphQL, a hundred per request, into the cache (each listing verified against
+        its tree id); without one, nothing happens and each costs its REST request when read."""
+        if self._settings.offline or not self._http.has_token:
+            return
+        wanted = {r.tag for r in releases}
+        tags = [t for t in self._ref_directory.tags() if t.name in wanted]
+        self._ref_directory.prefetch_peels(tags)
+        commits = [self._ref_directory.cached_peel(t) for t in tags]
+        self._directory.prefetch([c for c in commits if c is not None])
+
+    def _commit_exists(self, sha: str) -> bool:
+        try:
+            self._ref_directory.commit_of(sha)
+        except BadInputError:
+            return False
+        return True
 
 
 def _file_with(listing: Listing, version: int) -> RemoteFile | None:

@@ -1,4 +1,5 @@
-"""Settings for talking to GitHub: API base, token, repository, path, cache, offline."""
+"""Settings for talking to GitHub: API base, token, repository, path, cache, offline, and the
+two sources that replace the API: a bundle file or a local git clone."""
 
 from __future__ import annotations
 
@@ -24,3 +25,7 @@ class GitHubSettings:
     migrations_path: str = DEFAULT_MIGRATIONS_PATH
     cache_dir: Path = field(default_factory=default_cache_dir)
     offline: bool = False
+    bundle: Path | None = None
+    """Read everything from this bundle file (``hatchet-schema bundle``); never the network."""
+    git_dir: Path | None = None
+    """Read tags, listings and blobs from this local clone (bare or not) instead of the API."""

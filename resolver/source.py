@@ -72,6 +72,15 @@ class ReleaseSource(Protocol):
 
     def known_versions(self, *, limit: int | None = None) -> dict[int, list[str]]: ...
 
+    @property
+    def cheap_listings(self) -> bool:
+        """Whether reading hundreds of listings is cheap (local, cached, or batched)."""
+        ...
+
+    def prefetch(self, releases: Sequence[Release]) -> None:
+        """Read the commits and listings of many releases at once where that saves requests."""
+        ...
+
 
 # -- the parts of a source -------------------------------------------------------------------
 

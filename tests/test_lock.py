@@ -91,7 +91,7 @@ def test_lock_session_outlives_idle_session_timeout(database_url: str) -> None:
             time.sleep(0.4)
             assert not try_lock(other, NEW_ID)
             assert not try_lock(other, OLD_ID)
-            assert lock.problem(other) is None
+            assert lock.check() is None
 
 
 def test_lost_lock_is_noticed(database_url: str) -> None:
@@ -99,9 +99,9 @@ def test_lost_lock_is_noticed(database_url: str) -> None:
         psycopg.connect(database_url, autocommit=True) as other,
         goose_lock(database_url, timeout=1, poll_interval=0.1) as lock,
     ):
-        assert lock.problem(other) is None
+        assert lock.check() is None
         other.execute("SELECT pg_terminate_backend(%s, 5000)", (lock.pid,))
-        problem = lock.problem(other)
+        problem = lock.check()
         assert problem is not None
         assert f"pid {lock.pid}" in problem and "gone" in problem
 

@@ -19,7 +19,10 @@ RENAMED: dict[int, Renamed] = {
     for r in (
         Renamed(20251218153622, "20251218153622_v1_0_63.go", ("v0.73.107",), 20251226153622),
         Renamed(20251218123817, "20251218123817_v1_0_62.sql", ("v0.77.0",), 20260119123835),
-        Renamed(20260529120000, "20260529120000_v1_0_114.sql", ("v0.87.8",), None),
+        # Deleted upstream, but its only statement (adding "LeaseKind" label
+        # TABLE_PARTITION_MAINTENANCE) lives on in 20260529140000_v1_0_115.sql (IF NOT EXISTS):
+        # the same migration as far as the schema goes, so it is reverted once, as a twin.
+        Renamed(20260529120000, "20260529120000_v1_0_114.sql", ("v0.87.8",), 20260529140000),
         Renamed(
             20260718000000,
             "20260718000000_batching_consolidated_v1_0_132.sql",
