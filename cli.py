@@ -1228,16 +1228,18 @@ def _make_bundle(
     low = recorder.release(target.release, allow_prerelease=True)
     high = recorder.release(upper.release, allow_prerelease=True)
     span = stable_between(releases, low, high)
-    named = {r.tag for r in span}
+    # releases that shipped a renamed or deleted version the target lacks: a database at or below
+    # --from-release that ran one holds an orphan row whose down only that release has
+    at_or_below = {r.tag for r in releases if r.version <= high.version}
     shipped = [
         tag
         for old in profile.renamed.values()
         if old.version not in target.listing.versions
         for tag in old.shipped_in
-        if tag in named
+        if tag in at_or_below
     ]
     states: set[frozenset[int]] = {upper.listing.versions}
-    for tag in [r.tag for r in span] if every_listing else shipped:
+    for tag in dict.fromkeys([*(r.tag for r in span if every_listing), *shipped]):
         states.add(recorder.listing(tag).versions)
     # newest state first: its plan reads nearly every file, in one batch; later ones re-use them
     for state in sorted(states, key=lambda versions: max(versions, default=0), reverse=True):

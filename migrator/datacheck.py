@@ -44,6 +44,7 @@ tables' foreign keys have.
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -118,6 +119,24 @@ def _walk(node: Any) -> Iterator[Any]:
     elif isinstance(node, tuple | list):
         for item in node:
             yield from _walk(item)
+
+
+@functools.lru_cache(maxsize=8192)
+def _written_relations(sql: str) -> tuple[tuple[Any, ...], ...]:
+    """Per statement of ``sql``, the relations its DML (and COPY FROM), at any depth, writes.
+
+    Depends on the text alone, so it is worked out once (the trees are shared: not changed)."""
+    out: list[tuple[Any, ...]] = []
+    for stmt in _parse(sql) or ():
+        found = []
+        for node in _walk(stmt):
+            writes = isinstance(node, _DML) or (
+                isinstance(node, ast.CopyStmt) and bool(node.is_from)
+            )
+            if writes and node.relation is not None:
+                found.append(node.relation)
+        out.append(tuple(found))
+    return tuple(out)
 
 
 def _column_names(expr: Any) -> Iterator[str]:
@@ -260,19 +279,15 @@ class _Down:
         if parsed is None:
             self.opaque.append(sql.lower())
             return
-        for stmt in parsed:
+        for stmt, written in zip(parsed, _written_relations(sql), strict=True):
             if isinstance(stmt, ast.DoStmt):
                 self.opaque.append(sql.lower())
             try:
                 self.statement(stmt)
             except Exception:  # a shape this reader does not expect: treat it as unread
                 self.opaque.append(sql.lower())
-            for node in _walk(stmt):
-                writes = isinstance(node, _DML) or (
-                    isinstance(node, ast.CopyStmt) and bool(node.is_from)
-                )
-                if writes and node.relation is not None:
-                    self.written.add(self.rel(node.relation).key)
+            for relation in written:
+                self.written.add(self.rel(relation).key)
 
     def statement(self, stmt: Any) -> None:
         if isinstance(stmt, ast.AlterTableStmt) and stmt.objtype == _OT.OBJECT_TABLE:

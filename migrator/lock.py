@@ -219,14 +219,21 @@ def _keep_alive(conn: psycopg.Connection[Any]) -> int:
 
 
 @contextmanager
-def goose_lock(url: str, *, timeout: float, poll_interval: float = 5.0) -> Iterator[HeldLock]:
+def goose_lock(
+    url: str,
+    *,
+    timeout: float,
+    poll_interval: float = 5.0,
+    conn: psycopg.Connection[Any] | None = None,
+) -> Iterator[HeldLock]:
     """Hold goose's migration lock for the ``with`` block; yields the :class:`HeldLock`.
 
     Retries every ``poll_interval`` seconds; raises :class:`LockError` (exit 4) once ``timeout``
     seconds have passed without getting both lock ids, and :class:`MigratorError` (exit 2)
-    through a connection pooler.
+    through a connection pooler. ``conn``: a new connection (from :func:`connect`) to use as
+    the lock session instead of opening one; it is closed at the end either way.
     """
-    conn = connect(url)
+    conn = conn if conn is not None else connect(url)
     acquired = False
     try:
         pid = refuse_pooler(conn, "lock session")

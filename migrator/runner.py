@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -217,7 +218,6 @@ class _Run:
     on_event: EventCallback | None
     on_wait: WaitCallback | None
     observer: WaitObserver | None
-    read_sql: str
     reverted: list[Step] = field(default_factory=list)
 
 
@@ -240,6 +240,9 @@ def _backoff(attempt: int) -> float:
     return float(min(BACKOFF_FIRST * 2 ** (attempt - 1), BACKOFF_MAX))
 
 
+_READ_STATEMENT = "hatchet_schema_version_read"
+
+
 def _read_sql(lock: HeldLock) -> str:
     """goose's per-step read of the version table, newest row first as goose reads it, with the
     lock ids the lock session holds (``pg_locks``) on each row: one statement, no extra round
@@ -248,6 +251,35 @@ def _read_sql(lock: HeldLock) -> str:
         f"SELECT ARRAY({lock.held_ids_sql()}), version_id, is_applied "
         f"FROM {VERSION_TABLE} ORDER BY id DESC"
     )
+
+
+def _prepare_read(conn: psycopg.Connection[Any], lock: HeldLock) -> None:
+    """The read as a prepared statement of this session (SQL PREPARE, so EXECUTE can share a
+    simple-protocol round trip with BEGIN): planned once, not before every step. The step's own
+    statements are never prepared."""
+    try:
+        conn.execute(f"PREPARE {_READ_STATEMENT} AS {_read_sql(lock)}")
+    except psycopg.Error as exc:
+        raise MigratorError(f"cannot read {VERSION_TABLE}: {_pg_error(exc)}") from None
+
+
+def _read(run: _Run, cur: psycopg.Cursor[Any], *, begin: bool) -> list[tuple[Any, ...]]:
+    """The read's rows (``begin``: after BEGIN, in the same round trip); prepared again when a
+    step's statements dropped it (DEALLOCATE ALL)."""
+    query = f"EXECUTE {_READ_STATEMENT}"
+    for again in (False, True):
+        try:
+            cur.execute("BEGIN; " + query if begin else query, prepare=False)
+            if begin:
+                cur.nextset()
+            return cur.fetchall()
+        except psycopg.errors.InvalidSqlStatementName:
+            if again:
+                raise
+            if run.conn.info.transaction_status != TransactionStatus.IDLE:
+                run.conn.execute("ROLLBACK")
+            _prepare_read(run.conn, run.lock)
+    raise AssertionError("unreachable")
 
 
 def _version_rows(newest_first: Sequence[tuple[Any, ...]]) -> list[VersionRow]:
@@ -292,12 +324,7 @@ def _guard(run: _Run, cur: psycopg.Cursor[Any], step: Step, *, begin: bool, retr
     hold, and the step's version must be the current one (or, for a renamed row below the
     target, still applied)."""
     try:
-        if begin:
-            cur.execute("BEGIN; " + run.read_sql, prepare=False)
-            cur.nextset()
-        else:
-            cur.execute(run.read_sql, prepare=False)
-        rows = cur.fetchall()
+        rows = _read(run, cur, begin=begin)
     except psycopg.Error as exc:
         raise MigratorError(f"cannot read {VERSION_TABLE}: {_pg_error(exc)}") from None
     current = current_version_newest_first((v, a) for _held, v, a in rows)
@@ -449,7 +476,8 @@ def _run_step(run: _Run, step: Step) -> None:
 
 def _final_version(run: _Run) -> int:
     try:
-        rows = run.conn.execute(run.read_sql, prepare=False).fetchall()
+        with run.conn.cursor() as cur:
+            rows = _read(run, cur, begin=False)
     except psycopg.Error as exc:
         raise MigratorError(f"cannot read {VERSION_TABLE}: {_pg_error(exc)}") from None
     return current_version_newest_first((v, a) for _held, v, a in rows)
@@ -501,21 +529,27 @@ def run_plan(
     """
     _refuse_blocked(plan)
     if not plan.steps:
-        with connect(url, read_only=True) as conn:
-            rows = read_version_rows(conn)
-            _refuse_changed(plan, replan(rows, ConnectionCatalog(conn)))
+        with connect(url, read_only=True) as reader:
+            rows = read_version_rows(reader)
+            _refuse_changed(plan, replan(rows, ConnectionCatalog(reader)))
         return RunResult(final_version=current_version(rows), steps=[])
 
-    conn = connect(url)
+    # The lock session connects while this one does.
+    pending = _connect_in_background(url)
+    opening: Future[psycopg.Connection[Any]] | None = pending  # None once the lock owns it
+    conn: psycopg.Connection[Any] | None = None
     try:
+        conn = connect(url)
         refuse_pooler(conn)
-        _refuse_sessions(conn, (), ignore_active_sessions)
-        with goose_lock(url, timeout=lock_timeout) as lock, ExitStack() as stack:
+        _refuse_sessions(conn, (pending.result().info.backend_pid,), ignore_active_sessions)
+        lock_conn, opening = pending.result(), None
+        with goose_lock(url, timeout=lock_timeout, conn=lock_conn) as lock, ExitStack() as stack:
             # Checked again with the lock held: a session may have connected meanwhile.
             _refuse_sessions(conn, (lock.pid,), ignore_active_sessions)
             fresh = replan(read_version_rows(conn), ConnectionCatalog(conn))
             _refuse_changed(plan, fresh)
             _set_limits(conn, ddl_lock_timeout, statement_timeout)
+            _prepare_read(conn, lock)
             observer = None
             if ddl_lock_timeout > 0:
                 interval = min(max(ddl_lock_timeout / 4, 0.02), 0.5)
@@ -531,7 +565,6 @@ def run_plan(
                 on_event=on_event,
                 on_wait=on_wait,
                 observer=observer,
-                read_sql=_read_sql(lock),
             )
             for step in plan.steps:
                 _run_step(run, step)
@@ -539,5 +572,21 @@ def run_plan(
             final = _final_version(run)
     finally:
         _mark_not_run(plan.steps)
-        conn.close()
+        if conn is not None:
+            conn.close()
+        if opening is not None:  # not handed to the lock: close it once it is open
+            opening.add_done_callback(_close_opened)
     return RunResult(final_version=final, steps=plan.steps)
+
+
+def _connect_in_background(url: str) -> Future[psycopg.Connection[Any]]:
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hatchet-schema-connect")
+    try:
+        return pool.submit(connect, url)
+    finally:
+        pool.shutdown(wait=False)
+
+
+def _close_opened(opened: Future[psycopg.Connection[Any]]) -> None:
+    if not opened.cancelled() and opened.exception() is None:
+        opened.result().close()

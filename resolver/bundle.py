@@ -51,7 +51,7 @@ from resolver.gitblob import git_blob_sha, is_sha, object_type, tree_mode
 from resolver.listing import DirectoryMissing, DirEntry, TreeListing
 from resolver.models import Listing, Release, RemoteFile, Resolution
 from resolver.refs import TagRef
-from resolver.service import UNKNOWN, Known, ReleaseResolver, _Budget
+from resolver.service import FIRST_GOOSE_RELEASE, UNKNOWN, Known, ReleaseResolver, _Budget
 from resolver.settings import DEFAULT_MIGRATIONS_PATH, DEFAULT_REPO, GitHubSettings
 from resolver.source import BlobStore, ReleaseSource, TagStore, TreeStore
 from resolver.tags import parse_tag
@@ -61,6 +61,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 README = "README.txt"
 BLOB_DIR = "blobs/"
+MAX_FILE = 256 * 1024 * 1024
 MAX_MEMBER = 64 * 1024 * 1024
 MAX_TOTAL = 1024 * 1024 * 1024
 _REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
@@ -375,6 +376,8 @@ def _expect(condition: bool, problem: str) -> None:
 def load_bundle(path: Path) -> Bundle:
     """Read and verify a bundle; :class:`BadInputError` (exit 2) naming what failed."""
     try:
+        if path.stat().st_size > MAX_FILE:
+            raise BadInputError(f"--bundle {path}: larger than any bundle ({MAX_FILE:,} bytes)")
         data = path.read_bytes()
     except FileNotFoundError:
         raise BadInputError(f"--bundle {path}: no such file") from None
@@ -733,10 +736,20 @@ class BundleResolver(ReleaseResolver):
     # -- what the bundle lacks: errors that say which bundle would hold it ---------------------
 
     def _uncovered_release(self, tag: str, exc: NotInBundle) -> NotInBundle:
+        name = tag.strip()
+        parsed, floor = parse_tag(name), parse_tag(FIRST_GOOSE_RELEASE)
+        if parsed is not None and floor is not None and parsed.version < floor.version:
+            hint = (
+                f"releases before {FIRST_GOOSE_RELEASE} have no goose migrations, so no bundle "
+                "can cover a downgrade to them"
+            )
+        else:
+            hint = (
+                f"to cover {name}, run on a connected machine: {self._coverage.for_release(name)}"
+            )
         return NotInBundle(
-            f"the bundle {self.bundle.name} does not hold release {tag.strip()}: "
-            f"{self._coverage.covers()}; to cover {tag.strip()}, run on a connected machine: "
-            f"{self._coverage.for_release(tag.strip())}"
+            f"the bundle {self.bundle.name} does not hold release {name}: "
+            f"{self._coverage.covers()}; {hint}"
         )
 
     def release(self, tag: str, *, allow_prerelease: bool = False) -> Release:

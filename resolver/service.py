@@ -1,6 +1,8 @@
 """The resolver facade the CLI uses: releases, resolution, listings, file contents, sources.
 
-A cold ``resolve`` costs two core requests (the tag list and the directory listing); a warm one
+:class:`ReleaseResolver` holds the release logic over any source's parts (see
+:mod:`resolver.source`); :class:`Resolver` is it over the GitHub API and the on-disk cache. A
+cold ``resolve`` costs two core requests (the tag list and the directory listing); a warm one
 costs a single 304 revalidation of the tag list, which spends no quota.
 """
 

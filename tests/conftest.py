@@ -158,3 +158,19 @@ def gh() -> Iterator[Emulator]:
     need a token or other options define their own ``gh``."""
     with Emulator(anonymous_limit=100_000) as emulator:
         yield emulator
+
+
+@pytest.fixture
+def partitioned(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``fixtures/cases/go_partitioned``: v1_runs_olap with level-2 leaves and the indexes Hatchet's
+    v1_0_66 up builds on them (its Go up emulated through ``GO_UP_SQL``)."""
+    from tests.goose_up import GO_UP_SQL, REPO, apply_up
+
+    leaves = ["v1_runs_olap_20250401_queued", "v1_runs_olap_20250401_running"]
+    cols = "(tenant_id, inserted_at, id, readable_status, kind)"
+    up = [f'CREATE INDEX "ix_{leaf}_tenant_id" ON {leaf} {cols}' for leaf in leaves]
+    up.append(f'CREATE INDEX "ix_v1_runs_olap_20250401_tenant_id" ON v1_runs_olap_20250401 {cols}')
+    up.append(f'CREATE INDEX "ix_v1_runs_olap_tenant_id" ON v1_runs_olap {cols}')
+    monkeypatch.setitem(GO_UP_SQL, 20251226153622, up)
+    apply_up(database_url, REPO / "fixtures" / "cases" / "go_partitioned")
+    return database_url

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from cli import app
 from migrator.hatchet.go_ports import V1_0_66
-from tests.goose_up import GO_UP_SQL, INSERT_VERSION_SQL, apply_up
+from tests.goose_up import INSERT_VERSION_SQL, apply_up
 
 CASES = Path(__file__).resolve().parents[1] / "fixtures" / "cases"
 UPSTREAM_66 = "f39ddf4f83e38412e03297c28a4073d03c67973d"
@@ -34,18 +34,6 @@ def versions(url: str) -> list[int]:
     with psycopg.connect(url) as conn:
         rows = conn.execute("SELECT version_id FROM goose_db_version ORDER BY id").fetchall()
     return [int(v) for (v,) in rows]
-
-
-@pytest.fixture
-def partitioned(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    leaves = ["v1_runs_olap_20250401_queued", "v1_runs_olap_20250401_running"]
-    cols = "(tenant_id, inserted_at, id, readable_status, kind)"
-    up = [f'CREATE INDEX "ix_{leaf}_tenant_id" ON {leaf} {cols}' for leaf in leaves]
-    up.append(f'CREATE INDEX "ix_v1_runs_olap_20250401_tenant_id" ON v1_runs_olap_20250401 {cols}')
-    up.append(f'CREATE INDEX "ix_v1_runs_olap_tenant_id" ON v1_runs_olap {cols}')
-    monkeypatch.setitem(GO_UP_SQL, V1_0_66, up)
-    apply_up(database_url, CASES / "go_partitioned")
-    return database_url
 
 
 def test_go_port_sha_mismatch_blocks_then_runs_when_trusted(partitioned: str) -> None:

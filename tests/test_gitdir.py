@@ -27,7 +27,7 @@ from resolver.settings import GitHubSettings
 UNREACHABLE = "http://127.0.0.1:9/api/v3"
 HISTORY = load_history()
 FILLER = re.compile(r"v0\.([1-9]|[1-4]\d|5[0-3])\.\d+")  # the 318 releases before v0.54.0
-TAGS = sorted(t.name for t in HISTORY.tags if not FILLER.fullmatch(t.name)) + ["v0.1.0", "v0.53.5"]
+TAGS = [*sorted(t.name for t in HISTORY.tags if not FILLER.fullmatch(t.name)), "v0.1.0", "v0.53.5"]
 VERSIONS = sorted(
     {int(name.split("_", 1)[0]) for t in HISTORY.tags for name in (t.migrations or {})}
 )

@@ -113,3 +113,18 @@ def test_connections_keep_tcp_alive(database_url: str) -> None:
         assert params["keepalives_interval"] and params["keepalives_count"]
         row = conn.execute("SHOW idle_session_timeout").fetchone()
         assert row == ("0",)
+
+
+def test_a_lock_id_let_go_is_noticed_from_pg_locks(database_url: str) -> None:
+    with (
+        psycopg.connect(database_url, autocommit=True) as other,
+        goose_lock(database_url, timeout=1, poll_interval=0.1) as lock,
+    ):
+        row = other.execute(f"SELECT ARRAY({lock.held_ids_sql()})").fetchone()
+        assert row is not None and sorted(row[0]) == sorted(GOOSE_LOCK_IDS)
+        assert lock.check(row[0]) is None
+        lock.conn.execute("SELECT pg_advisory_unlock(%s)", (OLD_ID,))
+        row = other.execute(f"SELECT ARRAY({lock.held_ids_sql()})").fetchone()
+        assert row is not None
+        for problem in (lock.check(row[0]), lock.check()):  # as read elsewhere, and by itself
+            assert problem is not None and f"no longer holds lock id(s) {OLD_ID}" in problem

@@ -24,7 +24,7 @@ from migrator.profile import Catalog, Patch, Profile, Renamed, amend
 from migrator.runner import run_plan
 from migrator.sources import MigrationFile, load_directory
 from migrator.versions import VersionRow, read_version_rows
-from tests.goose_up import GO_UP_SQL, INSERT_VERSION_SQL, apply_up, ensure_version_table
+from tests.goose_up import INSERT_VERSION_SQL, apply_up, ensure_version_table
 
 CASES = Path(__file__).resolve().parents[1] / "fixtures" / "cases"
 
@@ -346,19 +346,6 @@ def test_unknown_orphan_blocks_until_skipped(database_url: str) -> None:
 
 
 # -- Go migrations ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def partitioned(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """v1_runs_olap with level-2 leaves and v1_0_66's indexes, built as its up builds them."""
-    leaves = ["v1_runs_olap_20250401_queued", "v1_runs_olap_20250401_running"]
-    cols = "(tenant_id, inserted_at, id, readable_status, kind)"
-    up = [f'CREATE INDEX "ix_{leaf}_tenant_id" ON {leaf} {cols}' for leaf in leaves]
-    up.append(f'CREATE INDEX "ix_v1_runs_olap_20250401_tenant_id" ON v1_runs_olap_20250401 {cols}')
-    up.append(f'CREATE INDEX "ix_v1_runs_olap_tenant_id" ON v1_runs_olap {cols}')
-    monkeypatch.setitem(GO_UP_SQL, V1_0_66, up)
-    apply_up(database_url, CASES / "go_partitioned")
-    return database_url
 
 
 def test_go_file_with_another_sha_blocks_naming_both_shas(partitioned: str) -> None:

@@ -556,6 +556,10 @@ def test_status_names_a_scratch_database_left_behind(migrated: str, pg_server_ur
 # -- signals, in a subprocess ---------------------------------------------------------------
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_cli(url: str, directory: Path, *args: str) -> subprocess.Popen[str]:
     argv = [*cli_command(), "downgrade", "--to-version", str(V8), "--migrations-dir",
             str(directory), *args]  # fmt: skip
@@ -568,6 +572,9 @@ def start_cli(url: str, directory: Path, *args: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group: the test can kill what it started
+        # A test run started in the background inherits SIGINT ignored (as shells do for
+        # background jobs); the CLI must see Ctrl-C as an operator's terminal would send it.
+        preexec_fn=_default_sigint,
     )
 
 

@@ -476,3 +476,21 @@ def test_statement_timeout_applies_to_each_statement(database_url: str, tmp_path
         run_plan(database_url, plan, replanner(migrations, plan), statement_timeout=0.2)
     assert "statement timeout" in str(err.value)
     assert version_ids(database_url)[-1] == 20250720000000
+
+
+def test_a_down_that_deallocates_prepared_statements_does_not_stop_the_run(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The per-step version read is a prepared statement of the run's session; a down that runs
+    DEALLOCATE ALL (or DISCARD PLANS) must not break the next step's read."""
+    extra = {
+        "20250720000000_v1_0_18_a.sql": "-- +goose Up\nCREATE TABLE v1_a (id INT);\n"
+        "-- +goose Down\nDROP TABLE v1_a;\n",
+        "20250721000000_v1_0_19_dealloc.sql": "-- +goose Up\nSELECT 1;\n"
+        "-- +goose Down\nDEALLOCATE ALL;\n",
+    }
+    directory = migrations_with(tmp_path, extra=extra)
+    migrations = load_directory(directory)
+    apply_up(database_url, directory)
+    assert downgrade(database_url, migrations, V13) == V13
+    assert "v1_a" not in relation_names(database_url)
