@@ -30,7 +30,7 @@ from pglast import ast
 from migrator.profile import Catalog, DataFix
 from migrator.sqlast import parse_statements
 
-__all__ = ["added_enum_labels", "count", "label_usage_fixes", "rebuild_statement"]
+__all__ = ["added_enum_labels", "label_usage_fixes", "rebuild_statement"]
 
 
 def _dotted(names: Any) -> str:
@@ -685,12 +685,6 @@ def label_usage_fixes(catalog: Catalog, type_name: str, remove: list[str]) -> li
             )
         )
     return fixes
-
-
-def count(catalog: Catalog, fix: DataFix) -> int:
-    """How many rows ``fix`` would remove now."""
-    rows = catalog.query(fix.count_sql)
-    return int(rows[0][0]) if rows else 0
 
 
 _LABELS_SQL = """

@@ -18,9 +18,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from migrator.datacheck import count
 from migrator.enum_rebuild import (
     added_enum_labels,
-    count,
     label_usage_fixes,
     rebuild_statement,
 )
