@@ -30,10 +30,10 @@ from pathlib import Path
 from fixtures.github_emulator import Counts, Emulator, History
 from fixtures.github_emulator.history import DEFAULT_MIGRATIONS_PATH, TagSpec
 from resolver.service import Resolver
+from resolver.settings import DEFAULT_REPO as REPO
 from resolver.settings import GitHubSettings
 
 TOKEN = "ghp_planningCostToken0000000000000000000"
-REPO = "hatchet-dev/hatchet"
 SOURCE = "v0.104.7"
 TARGET = "v0.71.0"
 GO_EVERY = 25  # every 25th migration is a .go file (Hatchet: 9 of 233)

@@ -56,10 +56,18 @@ _ENV_FOR_PARAM = {
 }
 # Secrets with no environment variable: they would have to go on the command line.
 _SECRET_PARAMS = frozenset({"sslpassword"})
+# A directory holding the pg_dump and pg_restore to use (one directory: the two must match).
+PG_BINDIR_ENV = "HATCHET_SCHEMA_PG_BINDIR"
+# Owner read/write only: a dump holds every row of the database.
+BACKUP_MODE = 0o600
 
 
 def find_pg_tool(name: str) -> Path | None:
-    """``name`` (e.g. ``pg_dump``) on PATH, else in ``pg_config --bindir``; None if neither."""
+    """``name`` (e.g. ``pg_dump``) in ``$HATCHET_SCHEMA_PG_BINDIR`` when that is set (and only
+    there), else on PATH, else in ``pg_config --bindir``; None if not found."""
+    if bindir := os.environ.get(PG_BINDIR_ENV):
+        named = Path(bindir) / name
+        return named if os.access(named, os.X_OK) and named.is_file() else None
     found = shutil.which(name)
     if found:
         return Path(found)
@@ -101,23 +109,33 @@ def pg_environment(url: str) -> tuple[dict[str, str], list[str], str | None]:
 def pg_dump_backup(url: str, out_file: Path) -> int:
     """Dump the database at ``url`` to ``out_file`` in pg_dump's custom format.
 
-    Returns the size of the dump in bytes. Refuses (BadInputError, exit 2) to overwrite an
-    existing file or to write into a missing directory; a missing pg_dump or a failed dump is a
+    Returns the size of the dump in bytes. The file is created mode 0600 (whatever the umask).
+    Refuses (BadInputError, exit 2) to overwrite an existing file, which would keep its own
+    mode and owner, or to write into a missing directory; a missing pg_dump or a failed dump is a
     MigratorError (exit 1) carrying pg_dump's message. A failed dump leaves no file behind.
     """
     env_params, extra_args, password = pg_environment(url)
     pg_dump = find_pg_tool("pg_dump")
     if pg_dump is None:
+        where = (
+            f"in {PG_BINDIR_ENV}={os.environ[PG_BINDIR_ENV]}"
+            if os.environ.get(PG_BINDIR_ENV)
+            else f"on PATH or in `pg_config --bindir` (or set {PG_BINDIR_ENV})"
+        )
         raise MigratorError(
-            "pg_dump was not found on PATH or in `pg_config --bindir`: install the PostgreSQL "
-            "client tools (the server's major version or newer) or drop --backup"
+            f"pg_dump was not found {where}: install the PostgreSQL client tools (the server's "
+            "major version or newer) or drop --backup"
         )
     if not out_file.parent.is_dir():
         raise BadInputError(f"cannot write the backup: directory {out_file.parent} does not exist")
     try:
-        # Claim the name first: a file that appears meanwhile is not overwritten either.
-        with open(out_file, "xb"):
-            pass
+        # Claim the name first, owner-only (the dump holds the whole database): a file that
+        # appears meanwhile is not overwritten either, and pg_dump keeps this file's mode.
+        fd = os.open(out_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, BACKUP_MODE)
+        try:
+            os.fchmod(fd, BACKUP_MODE)  # exactly 0600, whatever bits the umask took away
+        finally:
+            os.close(fd)
     except FileExistsError:
         raise BadInputError(f"backup file {out_file} already exists; not overwriting it") from None
     except OSError as exc:
@@ -140,6 +158,11 @@ def pg_dump_backup(url: str, out_file: Path) -> int:
         if proc.returncode != 0:
             # Every form of every candidate password (of the URL, PGPASSWORD) is masked.
             detail = scrub(proc.stderr.strip(), url, extra=[password]) or "no error message"
+            if "server version mismatch" in detail:
+                detail += (
+                    f"; set {PG_BINDIR_ENV} to the bin directory of a pg_dump of the server's "
+                    "major version or newer"
+                )
             raise MigratorError(f"pg_dump failed (exit code {proc.returncode}): {detail}")
         size = out_file.stat().st_size
         if size == 0:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 APPLICATION_NAME = "hatchet-schema"
 DEFAULT_CONNECT_TIMEOUT = 10
+CLIENT_CHECK_INTERVAL_MS = 1000
 # libpq TCP keepalives (unless the URL sets them): a connection idle through a long run (the goose
 # lock session) is probed every 10 s after 30 s, so NAT and firewalls keep it, and a dead peer is
 # noticed in about a minute instead of the kernel's two hours.
@@ -62,6 +63,15 @@ _WHITESPACE = " \t\n\v\f\r"  # isspace() in the C locale, as libpq tests it
 # Quoted literals of libpq's own conninfo error messages (not fragments of the input).
 _LIBPQ_LITERALS = {'":" or "/"': "\0colon-or-slash\0", '"="': "\0equals\0", '"]"': "\0bracket\0"}
 
+# How libpq, psycopg and the server name a connection parameter they refuse (a bad sslmode, port
+# or integer, an option the server rejects): the URL is bad input (exit 2), unlike a server that
+# cannot be reached or refuses the login (exit 1).
+_BAD_PARAMETER = re.compile(
+    r'invalid "?\w+"? value: |invalid port number|invalid integer value "|weak sslmode|'
+    r"could not parse network address|could not match \d+ |invalid SCRAM |"
+    r'bad value for connect_timeout|invalid value for parameter "|'
+    r"invalid command-line argument for server process"
+)
 # Candidate secrets of every URL parse_url has seen since forget_secrets(): scrub() masks them.
 _seen_secrets: set[str] = set()
 
@@ -436,10 +446,18 @@ def connect(url: str, *, read_only: bool = False) -> psycopg.Connection[Any]:
         conn = psycopg.connect(url, autocommit=True, **extra)
     except psycopg.Error as exc:
         detail = scrub(str(exc).strip(), url)
+        if _BAD_PARAMETER.search(detail):
+            raise BadInputError(
+                f"malformed database URL {redact_url(url)}: "
+                + re.sub(r"^connection (is bad|failed): ", "", detail.splitlines()[0])
+            ) from None
         raise MigratorError(f"cannot connect to the database {redact_url(url)}: {detail}") from None
     settings = ["statement_timeout = 0", "idle_in_transaction_session_timeout = 0"]
-    if conn.info.server_version >= 140000:  # PostgreSQL 14 added idle_session_timeout
+    if conn.info.server_version >= 140000:  # PostgreSQL 14 added both
         settings.append("idle_session_timeout = 0")
+        # A killed client's backend stops its statement (and rolls back) within a second,
+        # instead of running on, holding its locks, until it next writes to the socket.
+        settings.append(f"client_connection_check_interval = {CLIENT_CHECK_INTERVAL_MS}")
     if read_only:
         settings.append("default_transaction_read_only = on")
     try:

@@ -37,7 +37,8 @@ from typing import Any
 import psycopg
 
 from migrator.database import connect
-from migrator.errors import EXIT_BAD_INPUT, LockError, MigratorError
+from migrator.errors import LockError, MigratorError
+from migrator.lockholders import GooseLockWait, LockWaitCallback, lock_wait_callback, read_holders
 
 GOOSE_LOCK_IDS: tuple[int, ...] = (4097083626, 5887940537704921958)
 
@@ -94,7 +95,7 @@ def refuse_pooler(conn: psycopg.Connection[Any], role: str = "database connectio
         "advisory lock would stay behind on a pooled session and the checks that keep other "
         "migrators out would pass by accident. For the downgrade, connect to PostgreSQL "
         "directly (its own host and port, usually 5432, not PgBouncer's, usually 6432)",
-        exit_code=EXIT_BAD_INPUT,
+        category="bad_input",
     )
 
 
@@ -225,20 +226,27 @@ def goose_lock(
     timeout: float,
     poll_interval: float = 5.0,
     conn: psycopg.Connection[Any] | None = None,
+    on_wait: LockWaitCallback | None = None,
 ) -> Iterator[HeldLock]:
     """Hold goose's migration lock for the ``with`` block; yields the :class:`HeldLock`.
 
     Retries every ``poll_interval`` seconds; raises :class:`LockError` (exit 4) once ``timeout``
     seconds have passed without getting both lock ids, and :class:`MigratorError` (exit 2)
     through a connection pooler. ``conn``: a new connection (from :func:`connect`) to use as
-    the lock session instead of opening one; it is closed at the end either way.
+    the lock session instead of opening one; it is closed at the end either way. ``on_wait``
+    (default: the callback of :func:`migrator.lockholders.reporting_lock_waits`) gets a
+    :class:`GooseLockWait` before each retry, naming the holders, and once when the lock is
+    taken after a wait.
     """
+    report = on_wait if on_wait is not None else lock_wait_callback()
     conn = conn if conn is not None else connect(url)
     acquired = False
     try:
         pid = refuse_pooler(conn, "lock session")
         lock = HeldLock(pid=pid, database_oid=_keep_alive(conn), conn=conn)
-        deadline = time.monotonic() + max(timeout, 0.0)
+        started = time.monotonic()
+        deadline = started + max(timeout, 0.0)
+        waited = False
         try:
             while not _try_all(conn):
                 remaining = deadline - time.monotonic()
@@ -248,8 +256,16 @@ def goose_lock(
                         f"migrator (hatchet-migrate or goose) is running{_holders_text(conn)}; "
                         "wait for it to finish, or stop it, then retry"
                     )
+                if report is not None:
+                    holders = read_holders(conn, GOOSE_LOCK_IDS)
+                    elapsed = time.monotonic() - started
+                    report(GooseLockWait(elapsed, timeout, poll_interval, holders))
+                    waited = True
                 time.sleep(min(poll_interval, remaining))
             acquired = True
+            if waited and report is not None:
+                elapsed = time.monotonic() - started
+                report(GooseLockWait(elapsed, timeout, poll_interval, taken=True))
             problem = lock.check()  # both ids, held by this very backend
             if problem:
                 raise LockError(f"the goose migration lock did not hold once taken: {problem}")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 StepKind = Literal["sql", "go", "missing"]
-StepStatus = Literal["ready", "blocked", "done", "failed", "not run"]
+StepStatus = Literal["ready", "blocked", "done", "failed", "interrupted", "not run"]
 StepAction = Literal["upstream", "port", "patch", "row only", "blocked"]
 """What the step sends: upstream's down, a Go port, a patched down, or only the row DELETE."""
 

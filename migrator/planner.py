@@ -37,6 +37,7 @@ from migrator.profile import (
 from migrator.sources import MigrationFile
 from migrator.sqlparser import ParsedSQL, parse_sql
 from migrator.versions import (
+    VERSION_TABLE,
     VersionRow,
     applied_versions,
     current_version,
@@ -74,7 +75,7 @@ class _Context:
 
 def _orphan_reason(version: int) -> str:
     return (
-        f"version {version} is applied in goose_db_version but no migration file has it "
+        f"version {version} is applied in {VERSION_TABLE} but no migration file has it "
         "(an orphan row, e.g. a renamed or deleted migration): goose stops here; "
         f"--skip-orphan {version} deletes just that row (whatever it created stays)"
     )

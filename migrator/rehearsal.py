@@ -38,7 +38,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import IO, Any, Literal
 
 import psycopg
@@ -47,7 +46,14 @@ from psycopg.conninfo import make_conninfo
 
 from migrator.backup import find_pg_tool, pg_environment
 from migrator.database import connect, parse_url, scrub
-from migrator.errors import BadInputError, MigratorError
+from migrator.errors import BadInputError, Category, MigratorError, RunInterrupted, RunStopped
+from migrator.interrupts import (
+    Signalled,
+    held,
+    signal_name,
+    signals_raise,
+    signum_of,
+)
 from migrator.plan import Plan, Step
 from migrator.profile import Catalog
 from migrator.runner import EventCallback, Replan, run_plan
@@ -86,15 +92,12 @@ _AFTERMATH = (
 
 
 class RehearsalInterrupted(MigratorError):
-    """The rehearsal was stopped by a signal; production was not touched. Exit 128 + signal."""
+    """The rehearsal was stopped by a signal (``signum``); production was not touched."""
 
+    category: Category = "interrupted"
 
-class _Signalled(KeyboardInterrupt):
-    """SIGTERM or SIGHUP as an exception. A KeyboardInterrupt, so psycopg cancels the running
-    query (and waits for it to end) exactly as it does on Ctrl-C."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
         self.signum = signum
 
 
@@ -410,52 +413,6 @@ def _refuse_without_privileges(
             f"the SELECT privilege on {len(source.unreadable)} relation(s) ({shown}{more}); "
             "grant it (or pg_read_all_data), or run as the tables' owner; nothing was changed"
         )
-
-
-# -- signals --------------------------------------------------------------------------------------
-
-
-def _raise_signalled(signum: int, _frame: FrameType | None) -> None:
-    raise _Signalled(signum)
-
-
-@contextlib.contextmanager
-def _signals_interrupt() -> Iterator[None]:
-    """SIGTERM and SIGHUP raise (like Ctrl-C) while the scratch database exists, so it is
-    dropped; handlers someone else installed are left alone."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous: dict[int, Any] = {}
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(sig) == signal.SIG_DFL:
-            previous[sig] = signal.signal(sig, _raise_signalled)
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
-@contextlib.contextmanager
-def _signals_deferred() -> Iterator[list[int]]:
-    """Hold SIGINT, SIGTERM and SIGHUP while the scratch database is dropped; yields the
-    signals that arrived meanwhile."""
-    arrived: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield arrived
-        return
-
-    def remember(signum: int, _frame: FrameType | None) -> None:
-        arrived.append(signum)
-
-    previous = {sig: signal.signal(sig, remember) for sig in (signal.SIGINT, signal.SIGTERM)}
-    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, remember)
-    try:
-        yield arrived
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 # -- copying --------------------------------------------------------------------------------------
@@ -812,7 +769,7 @@ def rehearse(
     interrupted: int | None = None
     arrived: list[int] = []
     try:
-        with _signals_interrupt():
+        with signals_raise():
             _refuse_without_privileges(admin, result.server, source, mode)
             scratch_url = make_conninfo(admin_url, dbname=name)
             parse_url(scratch_url)  # its secrets are masked in every message from here on
@@ -841,6 +798,8 @@ def rehearse(
             except psycopg.errors.DuplicateDatabase:
                 claimed = False  # not ours after all: never dropped
                 result.error = f"a database named {name} already exists; run the rehearsal again"
+            except RunInterrupted as exc:
+                raise Signalled(exc.signum) from None
             except MigratorError as exc:
                 result.error = (
                     f"the rehearsal failed on {name} ({mode} copy), production was not "
@@ -852,10 +811,8 @@ def rehearse(
                     f"the rehearsal failed while preparing {name} ({mode} copy), production "
                     f"was not touched: {scrub(first, url, admin_url)}"
                 )
-    except _Signalled as exc:
-        interrupted = exc.signum
-    except KeyboardInterrupt:
-        interrupted = signal.SIGINT
+    except KeyboardInterrupt as exc:
+        interrupted = signum_of(exc)
     finally:
         with contextlib.suppress(Exception):
             admin.close()
@@ -964,7 +921,7 @@ def _run(
     result: RehearsalResult,
     say: ProgressCallback,
 ) -> None:
-    rehearsal_plan = copy.deepcopy(plan)
+    steps = plan.steps  # run_plan works on a copy; its steps come back with their status
     timings: dict[int, float] = {}
 
     def record(event: str, step: Step, elapsed: float) -> None:
@@ -977,12 +934,17 @@ def _run(
     say(f"rehearsal: running the plan's {len(plan.steps)} step(s) on the copy ...")
     run_started = time.monotonic()
     try:
-        outcome = run_plan(scratch_url, rehearsal_plan, chosen, **dict(run_options or {}),
+        outcome = run_plan(scratch_url, plan, chosen, **dict(run_options or {}),
                            on_event=record)  # fmt: skip
+        steps = outcome.steps
         result.final_version = outcome.final_version
         result.ok = True
+    except RunInterrupted:
+        raise
     except MigratorError as exc:
-        failed = next((s for s in rehearsal_plan.steps if s.status == "failed"), None)
+        if isinstance(exc, RunStopped) and exc.steps:
+            steps = exc.steps
+        failed = next((s for s in steps if s.status == "failed"), None)
         where = "" if failed is None else f" at step {failed.file or failed.version}"
         result.error = (
             f"the rehearsal failed{where} on scratch database {result.scratch_database} "
@@ -991,8 +953,7 @@ def _run(
     finally:
         result.run_seconds = time.monotonic() - run_started
         result.steps = [
-            RehearsalStep(s.version, s.file, s.status, timings.get(s.version))
-            for s in rehearsal_plan.steps
+            RehearsalStep(s.version, s.file, s.status, timings.get(s.version)) for s in steps
         ]
         result.failed_step = next((s for s in result.steps if s.status == "failed"), None)
 
@@ -1009,7 +970,7 @@ def _cleanup(admin_url: str, name: str) -> tuple[float, bool, str | None, list[i
     it is gone, the message when it is not, and the signals that arrived meanwhile."""
     started = time.monotonic()
     error: str | None = None
-    with _signals_deferred() as arrived:
+    with held() as arrived:
         for attempt in range(3):
             try:
                 _drop(admin_url, name)
@@ -1036,11 +997,6 @@ def _cleanup(admin_url: str, name: str) -> tuple[float, bool, str | None, list[i
 def _interrupted(
     signum: int, phase: str, result: RehearsalResult, claimed: bool
 ) -> RehearsalInterrupted:
-    names: dict[int, str] = {
-        signal.SIGINT: "Ctrl-C (SIGINT)",
-        signal.SIGTERM: "SIGTERM",
-        signal.SIGHUP: "SIGHUP",
-    }
     during = {
         "setup": "before the copy",
         "copy": "during the copy",
@@ -1054,7 +1010,7 @@ def _interrupted(
     else:
         gone = result.drop_error or "the scratch database may be left behind"
     return RehearsalInterrupted(
-        f"rehearsal stopped by {names.get(signum, f'signal {signum}')} "
+        f"rehearsal stopped by {signal_name(signum)} "
         f"{during.get(phase, phase)}; production was not touched; {gone}",
-        exit_code=128 + int(signum),
+        signum,
     )

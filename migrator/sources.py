@@ -4,6 +4,9 @@ Callers pass ``{file name: bytes}`` (from a local directory or from GitHub); the
 goose's: only top-level ``*.sql`` and ``*.go`` count, ``*_test.go`` is ignored, the version is the
 integer before the first ``_`` and must be >= 1, a ``.sql`` without a numeric prefix is an error,
 a ``.go`` without one is skipped, and duplicate versions are an error.
+
+``resolver.models.migration_name`` applies the same naming rule to GitHub listings (the packages
+may not import each other); ``tests/test_migration_names.py`` holds the two to each other.
 """
 
 from __future__ import annotations
@@ -123,12 +126,12 @@ def collect(
 def load_directory(path: str | Path) -> dict[int, MigrationFile]:
     """Read the migration files at the top level of a local directory and ``collect`` them."""
     directory = Path(path)
-    if not directory.is_dir():
-        raise BadInputError(
-            f"migrations directory {str(directory)!r} does not exist or is not a directory"
-        )
     files: dict[str, bytes | None] = {}
     try:
+        if not directory.is_dir():  # inside: a name too long for the file system raises
+            raise BadInputError(
+                f"migrations directory {str(directory)!r} does not exist or is not a directory"
+            )
         for entry in sorted(directory.iterdir()):
             if _kind_of(entry.name) is None or not entry.is_file():
                 continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -17,6 +18,7 @@ from psycopg import sql
 from migrator.errors import BadInputError, MigratorError
 
 VERSION_TABLE = "goose_db_version"
+BIGINT_MAX = 2**63 - 1  # version_id is a bigint: goose's versions are Go int64s
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,8 @@ def read_version_rows(conn: psycopg.Connection[Any]) -> list[VersionRow]:
     """Every row of ``goose_db_version`` in ``current_schema()``, ordered by ``id``.
 
     Works for the IDENTITY table of goose >= v3.16 and the older ``serial`` one (same columns).
-    Raises :class:`BadInputError` when the table does not exist.
+    Raises :class:`BadInputError` when the table does not exist, lacks goose's columns, or holds a
+    row goose never writes (a NULL, a version that is not an integer or beyond bigint).
     """
     try:
         found = conn.execute(
@@ -57,12 +60,58 @@ def read_version_rows(conn: psycopg.Connection[Any]) -> list[VersionRow]:
                 sql.Identifier(schema), sql.Identifier(VERSION_TABLE)
             )
         ).fetchall()
+    except psycopg.errors.UndefinedColumn as exc:
+        raise BadInputError(
+            f"{VERSION_TABLE} in schema {schema} is not goose's version table: it lacks goose's "
+            f"columns id, version_id, is_applied, tstamp ({str(exc).strip().splitlines()[0]}); "
+            "check the database URL and its search_path"
+        ) from None
     except psycopg.Error as exc:
         raise MigratorError(f"cannot read {VERSION_TABLE}: {exc}") from None
-    return [
-        VersionRow(id=int(i), version_id=int(v), is_applied=bool(a), tstamp=t)
-        for i, v, a, t in rows
-    ]
+    return _checked_rows(rows, schema)
+
+
+def _checked_rows(rows: Sequence[tuple[Any, ...]], schema: str) -> list[VersionRow]:
+    """``rows`` as VersionRows; BadInputError naming the rows goose could not have written (a
+    NULL, a version that is not an integer or does not fit a bigint)."""
+    found: list[VersionRow] = []
+    problems: list[str] = []
+    for i, v, a, t in rows:
+        row_id, version = _integer(i), _integer(v)
+        if row_id is None:
+            problems.append(f"a row with id {_shown(i)}")
+        elif version is None:
+            problems.append(f"row id {row_id}: version_id {_shown(v)} is not a version number")
+        elif not -BIGINT_MAX - 1 <= version <= BIGINT_MAX:
+            problems.append(f"row id {row_id}: version_id {version} is beyond PostgreSQL's bigint")
+        elif not isinstance(a, bool):
+            problems.append(f"row id {row_id}: is_applied is {_shown(a)}, not true or false")
+        else:
+            tstamp = t if isinstance(t, datetime) else None
+            found.append(VersionRow(id=row_id, version_id=version, is_applied=a, tstamp=tstamp))
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise BadInputError(
+            f"{VERSION_TABLE} in schema {schema} holds rows goose does not write: "
+            + "; ".join(problems[:3])
+            + f"{more}: fix or delete those rows first"
+        )
+    return found
+
+
+def _shown(value: object) -> str:
+    return "NULL" if value is None else repr(value)
+
+
+def _integer(value: object) -> int | None:
+    """``value`` as an int when it is one (from any integer or integral numeric column)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        return int(value)
+    return None
 
 
 def _latest_state(rows: Sequence[VersionRow]) -> list[tuple[int, VersionRow]]:

@@ -412,6 +412,10 @@ def _members(data: bytes) -> dict[str, bytes]:
                 content = stream.read()
                 _expect(len(content) == info.size, f"member {info.name!r} is truncated")
                 members[info.name] = content
+            # tar stops at its end-of-archive blocks; read on to the end so that gzip checks
+            # its CRC over every byte (a change in the padding is a change too).
+            while unpacked.read(1 << 16):
+                pass
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
         detail = str(exc) or type(exc).__name__
         raise _Refused(
@@ -829,35 +833,12 @@ class BundleResolver(ReleaseResolver):
                 )
             ) from None
 
-    def known_versions(self, *, limit: int | None = None) -> dict[int, list[str]]:
-        """Only the releases the bundle holds listings of."""
-        result: dict[int, list[str]] = {}
-        releases = self.releases()
-        for release in releases if limit is None else releases[:limit]:
-            listing = self._budgeted_listing(release, _Budget(None))
-            newest = listing.newest if isinstance(listing, Listing) else None
-            if newest is not None:
-                result.setdefault(newest.version, []).append(release.tag)
-        return result
-
     def _budgeted_listing(self, release: Release, budget: _Budget) -> Known:
         # To a budgeted search a listing the bundle lacks is one it may not read.
         try:
             return super()._budgeted_listing(release, budget)
         except NotInBundle:
             return UNKNOWN
-
-
-def covered_releases(bundle: Bundle) -> list[str]:
-    """The tags whose listings the bundle holds, newest first."""
-    rec = bundle.recording
-    named: list[tuple[Any, str]] = []
-    for tag in rec.tags:
-        commit = tag.sha if tag.type == "commit" else rec.peeled.get(tag.sha)
-        parsed = parse_tag(tag.name)
-        if commit in rec.listings and parsed is not None:
-            named.append((parsed.version, tag.name))
-    return [name for _, name in sorted(named, reverse=True)]
 
 
 def stable_between(releases: Collection[Release], low: Release, high: Release) -> list[Release]:
@@ -896,7 +877,6 @@ __all__ = [
     "NotInBundle",
     "Recording",
     "WrittenBundle",
-    "covered_releases",
     "load_bundle",
     "record",
     "stable_between",

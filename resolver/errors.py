@@ -1,28 +1,35 @@
-"""Errors the resolver raises: each carries one user-facing message and a CLI exit code."""
+"""Errors the resolver raises: each carries one user-facing message and its category.
+
+The categories are the command-line contract's kinds of failure (the same words as
+``migrator.errors``, which this package may not import); the exit code of each is defined
+once, where errors leave the tool (``cli.exit_code_of``).
+"""
 
 from __future__ import annotations
 
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_BLOCKED = 3
+from typing import Literal
+
+Category = Literal["failed", "bad_input", "blocked"]
+"""failed: GitHub or the cache failed; bad_input: a tag, URL or option; blocked: the history
+cannot serve the request (no release holds what is needed)."""
 
 
 class ResolverError(Exception):
     """An expected failure: ``str(err)`` is the message for the user (never a token)."""
 
-    exit_code: int = EXIT_FAILED
+    category: Category = "failed"
 
-    def __init__(self, message: str, exit_code: int | None = None) -> None:
+    def __init__(self, message: str, category: Category | None = None) -> None:
         super().__init__(message)
         self.message = message
-        if exit_code is not None:
-            self.exit_code = exit_code
+        if category is not None:
+            self.category = category
 
 
 class BadInputError(ResolverError):
     """Unknown or pre-release tag, malformed URL, a token over plain http, and the like."""
 
-    exit_code = EXIT_BAD_INPUT
+    category: Category = "bad_input"
 
 
 class NetworkError(ResolverError):

@@ -21,7 +21,6 @@ DIR_MODE = "40000"
 SUBMODULE_MODE = "160000"
 SYMLINK_MODE = "120000"
 FILE_MODE = "100644"
-EXECUTABLE_MODE = "100755"
 
 
 def git_blob_sha(data: bytes) -> str:

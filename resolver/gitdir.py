@@ -33,13 +33,14 @@ import subprocess
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
 from resolver.errors import BadInputError, ResolverError
 from resolver.gitblob import DIR_MODE, is_sha, tree_mode
 from resolver.listing import DirectoryMissing, DirEntry, TreeListing
-from resolver.models import RemoteFile
+from resolver.models import RemoteFile, utc_timestamp
 from resolver.refs import MAX_PEEL, TagRef
 from resolver.service import ReleaseResolver
 from resolver.settings import GitHubSettings
@@ -422,6 +423,17 @@ class GitDirResolver(ReleaseResolver):
             contents=GitBlobs(repo),
             origin=f"git-dir {path}",
         )
+
+    def _commit_date(self, commit: str) -> str | None:
+        """The committer date of ``commit`` as git recorded it, in UTC."""
+        obj = self._git.read(commit)
+        if obj is None or obj.type != "commit":
+            raise BadInputError(f"no commit {commit} in {self.repo} (git-dir {self._git.path})")
+        committer = _header(obj.body, "committer")
+        stamp = committer.rsplit(" ", 2)[-2] if committer and committer.count(" ") >= 2 else ""
+        if not stamp.lstrip("-").isdigit():
+            raise GitError(f"commit {commit} in {self._git.path} has no committer date")
+        return utc_timestamp(datetime.fromtimestamp(int(stamp), UTC))
 
     def close(self) -> None:
         self._git.close()

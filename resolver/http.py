@@ -6,14 +6,21 @@ Rules kept here so no caller can get them wrong:
 - 5xx answers and transport failures are tried 3 times in all, with backoff;
 - a spent rate limit is waited out when it resets within 60 s, otherwise it is an error saying
   when it resets; 401, 404 and other 4xx answers are not retried;
-- a 304 to a conditional request spends no quota and is counted apart.
+- a 304 to a conditional request spends no quota and is counted apart;
+- a host that cannot be reached is named with the cause (DNS, refused, timeout, TLS) and the
+  ways to work without GitHub (``--offline``, ``--bundle``, ``--git-dir``);
+- an API URL on a GitHub Enterprise Server host that lacks ``/api/v3`` is recognised from the
+  answers (an HTML page, or a 404 where ``/api/v3`` answers) and the right URL suggested.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import ipaddress
 import json
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -30,9 +37,10 @@ from resolver.errors import (
     NetworkError,
     NotFoundError,
     RateLimitedError,
+    ResolverError,
 )
+from resolver.settings import DEFAULT_API_URL as GITHUB_API
 
-GITHUB_API = "https://api.github.com"
 API_VERSION = "2022-11-28"
 TRIES = 3
 MAX_RATE_LIMIT_WAIT = 60.0
@@ -71,6 +79,21 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def suggested_api_url(api_url: str) -> str | None:
+    """The API URL a mistaken ``api_url`` probably meant, None when it looks right:
+    https://api.github.com for github.com, ``https://api.NAME.ghe.com`` for a GHE.com web host,
+    else ``https://HOST/api/v3`` (GitHub Enterprise Server) for a path that is not ``/api/v3``."""
+    parts = urlsplit(api_url)
+    host = (parts.hostname or "").lower()
+    if host in ("github.com", "www.github.com"):
+        return GITHUB_API
+    if host == "api.github.com" or parts.path.rstrip("/").lower().endswith("/api/v3"):
+        return None
+    if host.endswith(".ghe.com"):  # GitHub Enterprise Cloud with data residency: no /api/v3
+        return None if host.startswith("api.") else f"https://api.{host}"
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/api/v3"
+
+
 @dataclass(frozen=True)
 class Endpoints:
     """Where the REST API, raw file downloads and GraphQL live for one ``--api-url``."""
@@ -83,7 +106,10 @@ class Endpoints:
     def from_api_url(cls, api_url: str, *, has_token: bool) -> Endpoints:
         """Check ``api_url`` and derive the other two; bad URLs are :class:`BadInputError`."""
         text = api_url.strip().rstrip("/")
-        parts = urlsplit(text)
+        try:
+            parts = urlsplit(text)
+        except ValueError:  # an unclosed IPv6 bracket, a malformed netloc
+            parts = urlsplit("")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise BadInputError(
                 "the GitHub API URL must look like https://api.github.com or "
@@ -102,6 +128,10 @@ class Endpoints:
             port = parts.port
         except ValueError as exc:
             raise BadInputError("the GitHub API URL has an invalid port") from exc
+        try:
+            httpx.URL(text)
+        except (httpx.InvalidURL, ValueError) as exc:  # ValueError: an IDNA host name
+            raise BadInputError(f"the GitHub API URL is malformed: {exc}") from None
         if text == GITHUB_API:
             return cls(GITHUB_API, "https://raw.githubusercontent.com", f"{GITHUB_API}/graphql")
         host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
@@ -131,16 +161,22 @@ class Reply:
     url: str
     headers: Mapping[str, str]
     content: bytes
+    api_url_hint: str | None = None
+    """The API URL to suggest when this answer shows the configured one is not an API."""
 
     @property
     def etag(self) -> str | None:
         return self.headers.get("etag")
 
     def json(self) -> Any:
-        """The body as JSON; an HTML page or malformed JSON is a :class:`NetworkError`."""
-        kind = self.headers.get("content-type", "")
+        """The body as JSON; an HTML page or malformed JSON is a :class:`NetworkError` (an HTML
+        page where a better API URL is known: :class:`BadInputError` suggesting it)."""
         where = _describe(self.url)
-        if "html" in kind.lower() or self.content.lstrip()[:1] == b"<":
+        if _is_html(self.headers, self.content):
+            if self.api_url_hint:
+                raise BadInputError(
+                    f"{where} answered with an HTML page, not GitHub's API: {self.api_url_hint}"
+                )
             raise NetworkError(
                 f"GitHub answered {where} with an HTML page instead of JSON; check the API URL "
                 "(GitHub Enterprise: https://HOST/api/v3)"
@@ -156,6 +192,96 @@ def _describe(url: str) -> str:
     parts = urlsplit(url)
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.hostname}{port}{parts.path}"
+
+
+def _host_port(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+
+
+def _is_html(headers: Mapping[str, str], content: bytes) -> bool:
+    kind = headers.get("content-type", "").lower()
+    return "html" in kind or content.lstrip()[:1] == b"<"
+
+
+WITHOUT_GITHUB = (
+    "or work without GitHub: --offline (only what the cache holds), --bundle FILE (made with "
+    "`hatchet-schema bundle` on a connected machine) or --git-dir DIR (a local clone)"
+)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what caused it (httpx wraps httpcore, which wraps the socket or ssl error)."""
+    out: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in out:
+        out.append(current)
+        current = current.__cause__ or current.__context__
+    return out
+
+
+@dataclass(frozen=True)
+class Unreachable:
+    """Why a host could not be reached, in words, and whether trying again may help."""
+
+    cause: str
+    hint: str
+    transient: bool = True
+
+
+def unreachable(exc: httpx.TransportError, url: str, timeouts: httpx.Timeout) -> Unreachable:
+    """Name the cause of a transport failure on ``url`` from the exception chain: the socket's
+    ``gaierror`` / errno, the ssl error, or httpx's timeout kind."""
+    host, where = urlsplit(url).hostname or "?", _host_port(url)
+    for cause in _chain(exc):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            detail = cause.verify_message or cause.reason or "certificate verify failed"
+            return Unreachable(
+                f"TLS: the certificate of {host} was not accepted ({detail})",
+                "a server with a private certificate authority needs SSL_CERT_FILE set to its "
+                "CA bundle; check the --api-url host name",
+                transient=False,
+            )
+        if isinstance(cause, ssl.SSLError):
+            reason = cause.reason or str(cause)
+            plain = " (is it a plain http:// server?)" if "WRONG_VERSION" in str(reason) else ""
+            return Unreachable(
+                f"TLS: the handshake with {where} failed ({reason}){plain}",
+                "check the --api-url scheme and port",
+                transient=False,
+            )
+        if isinstance(cause, socket.gaierror):
+            return Unreachable(
+                f"DNS: the name {host} could not be resolved ({cause.strerror or cause})",
+                "check the --api-url host name and this machine's DNS",
+            )
+        if isinstance(cause, ConnectionRefusedError):
+            return Unreachable(
+                f"connection refused: nothing listens on {where}",
+                "check the --api-url host and port",
+            )
+        if isinstance(cause, ConnectionResetError):
+            return Unreachable(
+                f"connection reset by {where}", "a proxy or firewall may be in the way"
+            )
+        if isinstance(cause, OSError) and cause.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            return Unreachable(
+                f"network unreachable: no route to {where} ({cause.strerror})",
+                "this machine may have no network access to GitHub (an HTTPS_PROXY?)",
+            )
+    if isinstance(exc, httpx.ConnectTimeout):
+        return Unreachable(
+            f"timeout: connecting to {where} timed out after {timeouts.connect or 0:g} s",
+            "a firewall may drop the packets, or an HTTPS_PROXY is needed",
+        )
+    if isinstance(exc, httpx.TimeoutException):
+        return Unreachable(
+            f"timeout: {where} timed out, no answer within {timeouts.read or 0:g} s",
+            "try again later",
+        )
+    if isinstance(exc, httpx.ProxyError):
+        return Unreachable(f"the proxy refused the request ({exc})", "check HTTPS_PROXY")
+    return Unreachable(f"{type(exc).__name__}: {exc}", "check the network and --api-url")
 
 
 def _error_message(response: httpx.Response) -> str:
@@ -183,12 +309,20 @@ class GitHubHTTP:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.endpoints = Endpoints.from_api_url(api_url, has_token=bool(token))
+        if token and not all("!" <= c <= "~" for c in token):  # visible ASCII, as in a header
+            raise BadInputError(
+                "the GitHub token (--token, GH_TOKEN or GITHUB_TOKEN) holds a character no "
+                "token has (a space, a line break, a non-ASCII letter): check how it was set"
+            )
         self._token = token or None
         self._api_origin = _origin(httpx.URL(self.endpoints.api))
         self._sleep = sleep
         self._clock = clock
         self._lock = threading.Lock()
         self.stats = RequestStats()
+        self._suggested_api = suggested_api_url(self.endpoints.api)
+        self._api_probed = False
+        self._wrong_api: str | None = None  # once known, every API call fails with it
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             follow_redirects=False,
@@ -216,6 +350,8 @@ class GitHubHTTP:
         With ``etag`` the request is conditional and a 304 comes back as a :class:`Reply`.
         404 raises :class:`NotFoundError`; other failures :class:`NetworkError`.
         """
+        if self._wrong_api:
+            raise BadInputError(self._wrong_api)
         url = path if "://" in path else f"{self.endpoints.api}{path}"
         headers = {
             "Accept": accept or "application/vnd.github+json",
@@ -225,10 +361,13 @@ class GitHubHTTP:
             headers["If-None-Match"] = etag
         response = self._send("GET", url, headers)
         self._count("not_modified" if response.status_code == 304 else "core")
+        hint = self._api_url_hint()
         if response.status_code == 304 and etag:
-            return self._reply(response)
+            return self._reply(response, hint)
+        if response.status_code == 404 and hint:
+            self._check_api_url(url, response, hint)
         self._raise_for_status(response)
-        return self._reply(response)
+        return self._reply(response, hint)
 
     def raw_get(self, url: str) -> bytes | None:
         """Download a raw file; ``None`` when the server has no such file (404)."""
@@ -255,10 +394,53 @@ class GitHubHTTP:
             setattr(self.stats, field, getattr(self.stats, field) + 1)
 
     @staticmethod
-    def _reply(response: httpx.Response) -> Reply:
+    def _reply(response: httpx.Response, api_url_hint: str | None = None) -> Reply:
         return Reply(
-            response.status_code, str(response.url), dict(response.headers), response.content
+            response.status_code,
+            str(response.url),
+            dict(response.headers),
+            response.content,
+            api_url_hint,
         )
+
+    def _api_url_hint(self) -> str | None:
+        if self._suggested_api is None:
+            return None
+        ghes = (
+            " (GitHub Enterprise Server serves its REST API under https://HOST/api/v3)"
+            if self._suggested_api.endswith("/api/v3")
+            else ""
+        )
+        return (
+            f"--api-url {self.endpoints.api} is not GitHub's API; did you mean "
+            f"{self._suggested_api}?{ghes}"
+        )
+
+    def _check_api_url(self, url: str, response: httpx.Response, hint: str) -> None:
+        """After a 404 on ``url``: raise :class:`BadInputError` with ``hint`` when the answer
+        shows the API URL lacks its path (an HTML page, or the same request under the suggested
+        URL succeeds: probed once per client, so a real 404 costs one extra request at most)."""
+        if not url.startswith(self.endpoints.api + "/") or self._suggested_api is None:
+            return
+        if _is_html(response.headers, response.content):
+            why = "answered 404 with an HTML page"
+        else:
+            with self._lock:
+                probed, self._api_probed = self._api_probed, True
+            if probed:
+                return
+            probe_url = self._suggested_api + url[len(self.endpoints.api) :]
+            headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION}
+            try:
+                probe = self._send("GET", probe_url, headers)
+            except ResolverError:
+                return
+            self._count("core")
+            if not 200 <= probe.status_code < 300:
+                return
+            why = f"answered 404, {_describe(probe_url)} answered {probe.status_code}"
+        self._wrong_api = f"{_describe(url)} {why}: {hint}"
+        raise BadInputError(self._wrong_api)
 
     def _send(
         self, method: str, url: str, headers: dict[str, str], body: bytes | None = None
@@ -271,14 +453,18 @@ class GitHubHTTP:
             try:
                 response = self._follow(method, url, headers, body)
             except httpx.TransportError as exc:
-                if attempt < TRIES:
+                why = unreachable(exc, url, self._client.timeout)
+                if why.transient and attempt < TRIES:
                     self._sleep(self._backoff(attempt))
                     continue
-                kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
-                raise NetworkError(
-                    f"could not reach {_describe(url)}: the request {kind} {TRIES} times "
-                    f"({type(exc).__name__})"
-                ) from None
+                tries = f", {attempt} tries" if attempt > 1 else ""
+                message = (
+                    f"could not reach {_describe(url)}: {why.cause}{tries}; {why.hint}, "
+                    f"{WITHOUT_GITHUB}"
+                )
+                if self._token:  # an exception text may quote a header
+                    message = message.replace(self._token, "***")
+                raise NetworkError(message) from None
             if response.status_code >= 500:
                 if attempt < TRIES:
                     self._sleep(self._backoff(attempt))

@@ -93,6 +93,11 @@ class PinResult:
     """The text before the rewrite (for ``diff``)."""
     backup: Path | None = None
     """Where ``rewrite_compose_file`` kept the original bytes; None when nothing was written."""
+    pinned_images: tuple[str, ...] = ()
+    """Hatchet images (``hatchet-engine``, ...) the text now pins to the release, in order."""
+    tag_variables: tuple[str, ...] = ()
+    """Variables that decide a Hatchet image tag (``${ENGINE_TAG:-v0.71.0}``, ``$TAG``): set in
+    the environment or ``.env``, they win over what the file says."""
 
     @property
     def changed(self) -> bool:
@@ -169,6 +174,14 @@ def _line_bounds(text: str, pos: int) -> tuple[int, int]:
     return start, len(text) if end < 0 else end
 
 
+def _tag_variable(parsed: _Tag) -> str | None:
+    """The variable a reference's tag comes from (or defaults through), if any."""
+    if parsed.tag is None:
+        return None
+    var = _BRACED_VAR.fullmatch(parsed.tag) or re.fullmatch(rf"\$(?P<name>{_VAR_NAME})", parsed.tag)
+    return var["name"] if var else None
+
+
 def _plan_tag(name: str, parsed: _Tag, release: str, line: int) -> tuple[str | None, list[str]]:
     """The new ``:tag`` text for one reference (None: leave it) and the warnings it raises."""
     where = f"line {line}: {name}"
@@ -214,6 +227,8 @@ def pin_compose(text: str, release: str) -> PinResult:
     warnings: list[str] = []
     copied = 0
     found = False
+    pinned: list[str] = []
+    variables: list[str] = []
     spans: list[tuple[int, int]] = []
     for m in _REFERENCE.finditer(text):
         spans.append(m.span())
@@ -235,8 +250,11 @@ def pin_compose(text: str, release: str) -> PinResult:
             continue
         new_tag, raised = _plan_tag(name, parsed, release, line)
         warnings.extend(raised)
+        if (variable := _tag_variable(parsed)) is not None:
+            variables.append(variable)
         if new_tag is None:
             continue
+        pinned.append(name)
         old = text[m.start() : parsed.end]
         new = text[m.start() : m.end()] + new_tag
         if old == new:
@@ -251,7 +269,12 @@ def pin_compose(text: str, release: str) -> PinResult:
         warnings.append(f"no {REGISTRY_PATH}/<image> reference found: nothing was pinned")
     warnings.extend(_migration_job_warnings(text, release))
     return PinResult(
-        text="".join(out), changes=changes, warnings=list(dict.fromkeys(warnings)), original=text
+        text="".join(out),
+        changes=changes,
+        warnings=list(dict.fromkeys(warnings)),
+        original=text,
+        pinned_images=tuple(dict.fromkeys(pinned)),
+        tag_variables=tuple(dict.fromkeys(variables)),
     )
 
 
@@ -459,22 +482,57 @@ def rewrite_compose_file(path: Path, release: str, *, dry_run: bool) -> PinResul
         warnings=result.warnings,
         original=result.original,
         backup=backup,
+        pinned_images=result.pinned_images,
+        tag_variables=result.tag_variables,
     )
 
 
-def next_steps(release: str) -> list[str]:
-    """What to do after a downgrade to ``release`` so that nothing migrates the database up."""
-    lines = [f"Pin every Hatchet image to {release} before starting anything:"]
-    lines += [f"  {image_reference(name, release)}" for name in IMAGE_NAMES]
-    lines += [
-        "  (and the -dev variants, e.g. hatchet-engine-dev, if you run them)",
-        "The compose `migration` service (hatchet-migrate), hatchet-lite's start script and the "
-        "Helm pre-upgrade job migrate the database on every start: left on a newer tag, they "
-        "migrate it straight back up.",
-        "Compose: `hatchet-schema downgrade ... --compose-file FILE` pins the tags (or edit "
-        "them by hand); check `.env` and the environment for tag variables set to a newer "
-        "release.",
+def next_steps(release: str, pinned: PinResult | None = None, compose_file: str = "") -> list[str]:
+    """What to do after a downgrade to ``release`` so that nothing migrates the database up.
+
+    ``pinned``: the result of pinning ``compose_file``. When it pinned Hatchet images, the
+    list of images is not repeated: only what the file cannot settle is left (the Helm value,
+    hatchet-lite run elsewhere, tag variables in ``.env``, references it could not pin).
+    """
+    helm = (
         f"Helm: `helm upgrade ... --set {HELM_TAG_VALUE}={release}` (and remove any per-service "
-        "image tag overrides).",
+        "image tag overrides)."
+    )
+    if pinned is None or not pinned.pinned_images:
+        lines = [f"Pin every Hatchet image to {release} before starting anything:"]
+        lines += [f"  {image_reference(name, release)}" for name in IMAGE_NAMES]
+        return [
+            *lines,
+            "  (and the -dev variants, e.g. hatchet-engine-dev, if you run them)",
+            "The compose `migration` service (hatchet-migrate), hatchet-lite's start script and "
+            "the Helm pre-upgrade job migrate the database on every start: left on a newer tag, "
+            "they migrate it straight back up.",
+            "Compose: `hatchet-schema downgrade ... --compose-file FILE` pins the tags (or edit "
+            "them by hand); check `.env` and the environment for tag variables set to a newer "
+            "release.",
+            helm,
+        ]
+    where = compose_file or "the compose file"
+    names = ", ".join(pinned.pinned_images)
+    lines = [
+        f"{where} now pins {names} to {release}. Still to do before starting anything, or a "
+        "newer hatchet-migrate, hatchet-lite or Helm pre-upgrade job migrates the database "
+        "straight back up:"
+    ]
+    if pinned.tag_variables:
+        settings = " ".join(f"{name}={release}" for name in pinned.tag_variables)
+        lines.append(
+            f"  .env and the environment: {settings} (or unset them): these variables decide "
+            f"image tags in {where} and win over its defaults."
+        )
+    if pinned.warnings:
+        lines.append(f"  the lines of {where} the warnings above name: fix or check each.")
+    if "hatchet-lite" not in pinned.pinned_images:
+        lite = image_reference("hatchet-lite", release)
+        lines.append(f"  hatchet-lite, if it runs outside {where}: {lite}")
+    lines += [
+        f"  other compose files or hosts running Hatchet images: pin them to {release} too.",
+        f"  Helm, if Hatchet also runs on Kubernetes: `helm upgrade ... --set "
+        f"{HELM_TAG_VALUE}={release}` (and remove any per-service image tag overrides).",
     ]
     return lines

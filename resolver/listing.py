@@ -46,7 +46,6 @@ from urllib.parse import quote
 
 from resolver.cache import Cache
 from resolver.errors import (
-    EXIT_BAD_INPUT,
     BadInputError,
     CacheMissError,
     HTTPStatusError,
@@ -279,12 +278,6 @@ class DirectoryLister:
         self._verified[commit] = listing
         return listing
 
-    def cached_files_at(self, commit: str) -> tuple[RemoteFile, ...] | None:
-        """The cached listing at ``commit`` without any request: ``None`` on a cache miss,
-        :class:`DirectoryMissing` when the cache remembers that the directory is absent."""
-        listing = self.cached_listing_at(commit)
-        return None if listing is None else to_files(listing.entries)
-
     def cached_listing_at(self, commit: str) -> TreeListing | None:
         """The cached, verified listing at ``commit``, or ``None``.
 
@@ -317,7 +310,7 @@ class DirectoryLister:
                 f"--offline: the cached listing of {self._path} at {commit} failed "
                 f"verification ({problem}), so it was removed from the cache: "
                 f"{self._cache.json_path(key)}; run the same command once without --offline",
-                exit_code=EXIT_BAD_INPUT,
+                category="bad_input",
             )
         return None
 

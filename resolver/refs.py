@@ -19,7 +19,6 @@ from urllib.parse import quote
 
 from resolver.cache import Cache
 from resolver.errors import (
-    EXIT_BAD_INPUT,
     BadInputError,
     CacheMissError,
     HTTPStatusError,
@@ -28,9 +27,11 @@ from resolver.errors import (
 )
 from resolver.gitblob import is_sha
 from resolver.http import GitHubHTTP, Reply
+from resolver.models import utc_timestamp
 
 _NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 TAGS_KEY = "refs/tags-v"
+DATES_KEY = "refs/commit-dates"
 MAX_PAGES = 100
 MAX_PEEL = 5
 
@@ -83,7 +84,7 @@ def graphql_objects(
 def offline_miss(what: str) -> CacheMissError:
     return CacheMissError(
         f"--offline: the cache holds no {what}; run the same command once without --offline",
-        exit_code=EXIT_BAD_INPUT,
+        category="bad_input",
     )
 
 
@@ -96,6 +97,7 @@ class RefDirectory:
         self._repo = repo
         self._offline = offline
         self._tags: list[TagRef] | None = None
+        self._dates: dict[str, str] | None = None
 
     # -- the tag list -------------------------------------------------------------------------
 
@@ -268,6 +270,73 @@ class RefDirectory:
             sha, kind = str(cached[0]), str(cached[1])
         return None
 
+    # -- commit dates (immutable: never revalidated) -----------------------------------------
+
+    def _date_table(self) -> dict[str, str]:
+        """Every commit date known, by commit: one cache entry (``DATES_KEY``) for them all,
+        read once, so that 900 dates cost one file, not 900."""
+        if self._dates is None:
+            cached = self._cache.read_json(DATES_KEY)
+            table = cached if isinstance(cached, dict) else {}
+            self._dates = {
+                c: d
+                for c, d in table.items()
+                if isinstance(c, str) and is_sha(c) and isinstance(d, str) and _is_utc_stamp(d)
+            }
+        return self._dates
+
+    def _remember_dates(self, dates: dict[str, str]) -> None:
+        if dates:
+            table = self._date_table()
+            table.update(dates)
+            self._cache.write_json(DATES_KEY, table)
+
+    def cached_commit_date(self, commit: str) -> str | None:
+        """The commit's committer date (ISO 8601 UTC) if it is known without a request."""
+        return self._date_table().get(commit)
+
+    def commit_date(self, commit: str) -> str:
+        """The commit's committer date, ISO 8601 UTC (``git/commits/{sha}``: one request)."""
+        known = self.cached_commit_date(commit)
+        if known is not None:
+            return known
+        if self._offline:
+            raise offline_miss(f"date of commit {commit}")
+        body = self._http.api_get(f"/repos/{self._repo}/git/commits/{commit}").json()
+        committer = body.get("committer") if isinstance(body, dict) else None
+        date = _utc_stamp(committer.get("date") if isinstance(committer, dict) else None)
+        if date is None or not isinstance(body, dict) or body.get("sha") != commit:
+            raise _bad_shape(f"commit {commit}")
+        self._remember_dates({commit: date})
+        return date
+
+    def prefetch_dates(self, commits: Sequence[str], *, batch: int = 100) -> None:
+        """Cache the dates of ``commits`` through GraphQL, ``batch`` per request (one REST
+        request each otherwise); dates already known cost nothing, a failed query nothing
+        either (those dates are read through REST when asked for)."""
+        todo = [c for c in dict.fromkeys(commits) if is_sha(c) and not self.cached_commit_date(c)]
+        if self._offline:
+            return
+        for start in range(0, len(todo), batch):
+            chunk = todo[start : start + batch]
+            fields = [
+                f"d{i}: object(oid: {json.dumps(c)}) {{ ... on Commit {{ oid committedDate }} }}"
+                for i, c in enumerate(chunk)
+            ]
+            answer = graphql_objects(self._http, self._repo, fields)
+            if answer is None:
+                return
+            objects, _clean = answer
+            found: dict[str, str] = {}
+            for i, commit in enumerate(chunk):
+                item = objects.get(f"d{i}")
+                if not isinstance(item, dict) or item.get("oid") != commit:
+                    continue
+                date = _utc_stamp(item.get("committedDate"))
+                if date is not None:
+                    found[commit] = date
+            self._remember_dates(found)
+
     def commit_of(self, ref: str) -> str:
         """The commit SHA of a branch, tag or (abbreviated) commit, via ``commits/{ref}``.
 
@@ -298,3 +367,17 @@ class RefDirectory:
             raise _bad_shape(f"commit {ref}")
         self._cache.write_json(key, {"sha": sha, "etag": reply.etag})
         return sha
+
+
+def _utc_stamp(value: Any) -> str | None:
+    """``value`` as :func:`resolver.models.utc_timestamp` spells it, ``None`` if not a date."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return utc_timestamp(value)
+    except ValueError:
+        return None
+
+
+def _is_utc_stamp(value: str) -> bool:
+    return _utc_stamp(value) == value

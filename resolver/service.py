@@ -8,6 +8,7 @@ costs a single 304 revalidation of the tag list, which spends no quota.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import re
 import time
@@ -20,33 +21,32 @@ import httpx
 
 from resolver.cache import Cache
 from resolver.contents import DEFAULT_WORKERS, ContentFetcher
-from resolver.errors import EXIT_BLOCKED, BadInputError, ResolverError
+from resolver.errors import BadInputError, ResolverError
 from resolver.gitblob import is_sha
 from resolver.http import Clock, GitHubHTTP, RequestStats, Sleep
 from resolver.listing import DirectoryLister, DirectoryMissing, TreeListing, to_files
 from resolver.models import (
-    FileKind,
     Listing,
     Release,
+    ReleaseHistory,
+    ReleaseRecord,
     RemoteFile,
     Resolution,
     VersionPlace,
-    migration_name,
 )
 from resolver.refs import RefDirectory, TagRef
+from resolver.release_index import IndexCheck, ReleaseIndex
 from resolver.settings import GitHubSettings
 from resolver.source import BlobStore, TagStore, TreeStore
 from resolver.tags import TagName, nearest_stable, parse_tag, sort_key
 
 __all__ = [
-    "FileKind",
     "Listing",
     "Release",
     "ReleaseResolver",
     "RemoteFile",
     "Resolution",
     "Resolver",
-    "migration_name",
 ]
 
 _REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
@@ -54,8 +54,11 @@ FIRST_GOOSE_RELEASE = "v0.55.0"
 # find_source stops after this many releases in a row that are all older than the versions
 # wanted (their newest migration is below the newest version wanted): older ones cannot help.
 STALE_RUN = 10
-# releases_at_version looks this many releases past the bisection point before giving up.
+# place_version looks this many releases past the bisection point before giving up.
 SCAN_SLACK = 3
+# Core requests release_history may spend without a token, the tag list included: the index
+# answers for the releases it knows, so this is enough unless many tags are new.
+HISTORY_REQUESTS = 3
 
 
 class _Unknown(enum.Enum):
@@ -144,6 +147,28 @@ class ReleaseResolver:
     def parts(self) -> tuple[TagStore, TreeStore, BlobStore]:
         """The tag, tree and blob parts this resolver reads through."""
         return self._refs, self._lister, self._contents
+
+    # -- hooks a source overrides: request accounting and commit dates -----------------------
+
+    def _spent(self) -> int:
+        """Core requests spent so far (a local source spends none)."""
+        return 0
+
+    def _history_limit(self) -> int | None:
+        """How many core requests :meth:`release_history` may have spent in all; ``None``: no
+        limit (a local source, or one that batches)."""
+        return None
+
+    def _commit_date(self, commit: str) -> str | None:
+        """The commit's committer date (ISO 8601 UTC), ``None`` if the source has no dates."""
+        return None
+
+    def _cached_commit_date(self, commit: str) -> str | None:
+        """The commit's date if it is known without a request."""
+        return None
+
+    def _prefetch_dates(self, commits: Sequence[str]) -> None:
+        """Read many commits' dates at once where that is cheaper; a no-op by default."""
 
     def with_parts(self, refs: TagStore, lister: TreeStore, contents: BlobStore) -> ReleaseResolver:
         """The same logic over other parts (e.g. ones that record what is read); the new
@@ -282,7 +307,7 @@ class ReleaseResolver:
         """Stable releases newest first; a repository without any cannot supply down SQL."""
         releases = self.releases()
         if not releases:
-            raise ResolverError(f"{self._repo} has no stable releases", EXIT_BLOCKED)
+            raise ResolverError(f"{self._repo} has no stable releases", "blocked")
         return releases
 
     def newest_listing(self) -> Listing:
@@ -323,6 +348,128 @@ class ReleaseResolver:
         if not budget.take():
             return UNKNOWN
         return self._release_listing(release)  # offline: the usual "run once online" error
+
+    # -- the release history (releases --versions) ---------------------------------------
+
+    def check_index(self, index: ReleaseIndex) -> IndexCheck:
+        """The packaged index against this source's tag list (read once, no other request)."""
+        return index.check(self._refs.tags())
+
+    def release_history(
+        self, index: ReleaseIndex | None = None, *, dates: bool = True
+    ) -> ReleaseHistory:
+        """Every stable release with its date, target version and file count, newest first by
+        date (semver order is not date order: patch branches).
+
+        Releases the index knows, whose tag still names the same object, come from the index
+        for free; the others (new tags, moved tags, or all of them without an index) are read
+        from the source: with a token a hundred per GraphQL query, without one each costs a
+        listing and a date request, within ``HISTORY_REQUESTS`` core requests in all; the rest
+        are ``unlisted``. ``dates=False`` skips the date requests (records read from the source
+        then have none).
+        """
+        releases = self.releases()
+        check = self.check_index(index) if index is not None else None
+        if check is not None and not check.confirmed:
+            check = None  # not the indexed history at all (a rewritten mirror): no notes
+        confirmed = check.confirmed if check is not None else {}
+        refs = {ref.name: ref for ref in self._refs.tags()}
+        todo = [r for r in releases if r.tag not in confirmed]
+        if todo and self.cheap_listings:
+            self.prefetch(todo)
+            if dates:
+                peeled = (r.commit or self._refs.cached_peel(refs[r.tag]) for r in todo)
+                self._prefetch_dates([c for c in peeled if c is not None])
+        limit = self._history_limit()
+        records: list[ReleaseRecord] = []
+        for release in releases:
+            entry = confirmed.get(release.tag)
+            if entry is not None:
+                records.append(
+                    ReleaseRecord(
+                        release.tag, entry.commit, entry.date, entry.version, entry.files, "index"
+                    )
+                )
+            else:
+                records.append(self._listed_record(release, refs[release.tag], limit, dates))
+        order = {r.tag: i for i, r in enumerate(releases)}  # semver, newest first
+        undated = [r for r in records if r.date is None]
+        dated = sorted(
+            (r for r in records if r.date is not None),
+            key=lambda r: (r.date or "", -order[r.release]),
+            reverse=True,
+        )
+        return ReleaseHistory(
+            records=tuple(undated + dated),
+            indexed=len(confirmed),
+            moved=check.moved if check is not None else (),
+            gone=check.gone if check is not None else (),
+        )
+
+    def _listed_record(
+        self, release: Release, ref: TagRef, limit: int | None, dates: bool
+    ) -> ReleaseRecord:
+        """A release read from the source, or ``unlisted`` when that would pass ``limit``."""
+        unlisted = ReleaseRecord(release.tag, release.commit, None, None, None, "unlisted")
+        commit = release.commit or self._refs.cached_peel(ref)
+        if limit is not None and self._spent() + self._record_cost(commit, dates) > limit:
+            return unlisted
+        if commit is None:
+            try:
+                commit = self._refs.peel(ref)
+            except BadInputError:  # e.g. a bundle without this tag's commit
+                return unlisted
+        known = self._budgeted_listing(
+            Release(release.tag, release.version, release.prerelease, commit), _Budget(None)
+        )
+        if known is UNKNOWN:
+            return dataclasses.replace(unlisted, commit=commit)
+        newest = known.newest if known is not None else None
+        return ReleaseRecord(
+            release=release.tag,
+            commit=commit,
+            date=self._commit_date(commit) if dates else None,
+            version=newest.version if newest is not None else None,
+            files=len(known.files) if known is not None else 0,
+            source="listed",
+        )
+
+    def _record_cost(self, commit: str | None, dates: bool) -> int:
+        """Requests a release still needs: its commit (annotated tag), listing and date."""
+        if commit is None:
+            return 3 if dates else 2
+        try:
+            listed = self._lister.cached_listing_at(commit) is not None
+        except DirectoryMissing:
+            listed = True
+        dated = not dates or self._cached_commit_date(commit) is not None
+        return (0 if listed else 1) + (0 if dated else 1)
+
+    def place_in_history(self, version: int, history: ReleaseHistory) -> VersionPlace:
+        """Where ``version`` sits among the releases of ``history`` (no request): the releases
+        whose last migration it is (newest first in semver order), else the release with the
+        largest target below it and the one with the smallest target above it (by date, the
+        last to stop below and the first to go past); ``shipped_in`` are the exact ones;
+        ``unchecked`` the releases the history could not list."""
+        semver = {r.tag: r.version for r in self.releases()}
+        known = [r for r in history.records if r.source != "unlisted" and r.version is not None]
+        exact = sorted(
+            (r.release for r in known if r.version == version),
+            key=lambda tag: semver[tag],
+            reverse=True,
+        )
+        below = [r for r in known if r.version is not None and r.version < version]
+        above = [r for r in known if r.version is not None and r.version > version]
+        after = max(below, key=lambda r: (r.version or 0, r.date or ""), default=None)
+        before = min(above, key=lambda r: (r.version or 0, r.date or "~"), default=None)
+        return VersionPlace(
+            version=version,
+            releases=tuple(exact),
+            after=after.release if after is not None and not exact else None,
+            before=before.release if before is not None and not exact else None,
+            shipped_in=tuple(exact),
+            unchecked=history.unlisted,
+        )
 
     # -- contents -----------------------------------------------------------------------------
 
@@ -378,7 +525,7 @@ class ReleaseResolver:
         raise ResolverError(
             f"cannot find the down migrations to run: {problem} (checked the {checked} newest "
             f"releases, {span}); pass --from-ref REF or --migrations-dir DIR",
-            EXIT_BLOCKED,
+            "blocked",
         )
 
     def find_file(
@@ -411,10 +558,6 @@ class ReleaseResolver:
             if hit is not None:
                 return listing, hit
         return None
-
-    def releases_at_version(self, version: int) -> list[str]:
-        """Stable releases whose LAST migration is ``version``, newest first."""
-        return list(self.place_version(version).releases)
 
     def place_version(self, version: int, *, budget: int | None = None) -> VersionPlace:
         """Where ``version`` sits among stable releases: the releases whose last migration it is,
@@ -497,20 +640,6 @@ class ReleaseResolver:
             shipped_in=tuple(ascending[i].tag for i in sorted(holding, reverse=True)),
         )
 
-    def known_versions(self, *, limit: int | None = None) -> dict[int, list[str]]:
-        """Version -> the stable releases whose LAST migration it is (newest release first).
-
-        One listing per release (cached by commit); ``limit`` bounds how many releases are read.
-        """
-        result: dict[int, list[str]] = {}
-        releases = self.releases()
-        for release in releases if limit is None else releases[:limit]:
-            listing = self._release_listing(release)
-            newest = listing.newest if listing is not None else None
-            if newest is not None:
-                result.setdefault(newest.version, []).append(release.tag)
-        return result
-
 
 class Resolver(ReleaseResolver):
     """GitHub-aware release resolution for one repository (REST, GraphQL, raw downloads and the
@@ -586,6 +715,24 @@ class Resolver(ReleaseResolver):
         self._ref_directory.prefetch_peels(tags)
         commits = [self._ref_directory.cached_peel(t) for t in tags]
         self._directory.prefetch([c for c in commits if c is not None])
+
+    def _spent(self) -> int:
+        return self._http.stats.core
+
+    def _history_limit(self) -> int | None:
+        if self._settings.offline:
+            return 0  # the cache only: what it does not hold is unlisted, not an error
+        return None if self._http.has_token else HISTORY_REQUESTS
+
+    def _commit_date(self, commit: str) -> str | None:
+        return self._ref_directory.commit_date(commit)
+
+    def _cached_commit_date(self, commit: str) -> str | None:
+        return self._ref_directory.cached_commit_date(commit)
+
+    def _prefetch_dates(self, commits: Sequence[str]) -> None:
+        if not self._settings.offline and self._http.has_token:
+            self._ref_directory.prefetch_dates(commits)
 
     def _commit_exists(self, sha: str) -> bool:
         try:

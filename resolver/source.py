@@ -20,11 +20,19 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Protocol
 
 from resolver.errors import BadInputError
-from resolver.models import Listing, Release, RemoteFile, Resolution, VersionPlace
+from resolver.models import (
+    Listing,
+    Release,
+    ReleaseHistory,
+    RemoteFile,
+    Resolution,
+    VersionPlace,
+)
 
 if TYPE_CHECKING:
     from resolver.listing import TreeListing
     from resolver.refs import TagRef
+    from resolver.release_index import IndexCheck, ReleaseIndex
     from resolver.settings import GitHubSettings
 
 
@@ -68,9 +76,19 @@ class ReleaseSource(Protocol):
 
     def place_version(self, version: int, *, budget: int | None = None) -> VersionPlace: ...
 
-    def releases_at_version(self, version: int) -> list[str]: ...
+    def check_index(self, index: ReleaseIndex) -> IndexCheck:
+        """The packaged release index against the source's tag list."""
+        ...
 
-    def known_versions(self, *, limit: int | None = None) -> dict[int, list[str]]: ...
+    def release_history(
+        self, index: ReleaseIndex | None = None, *, dates: bool = True
+    ) -> ReleaseHistory:
+        """Every stable release with its date, target version and file count, newest first."""
+        ...
+
+    def place_in_history(self, version: int, history: ReleaseHistory) -> VersionPlace:
+        """Where ``version`` sits among the releases of ``history`` (no request)."""
+        ...
 
     @property
     def cheap_listings(self) -> bool:

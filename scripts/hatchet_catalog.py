@@ -323,6 +323,10 @@ def snapshot(conn: psycopg.Connection[Any], *, ignore_partitions: bool = True) -
         JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE {_SCHEMA_FILTER} AND {_not_extension_member("pg_class", "c.oid")}
           {_partition_filter("c", ip)}
+          -- PostgreSQL 18 keeps NOT NULL as constraints ('n') named after the table they were
+          -- created on, so a table rebuilt and renamed gets other names: nullability is
+          -- compared through the columns instead, as on 15.
+          AND k.contype <> 'n'
         """,
     ):
         constraints[f"{r['rel']}.{r['name']}"] = {

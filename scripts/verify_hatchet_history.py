@@ -70,8 +70,10 @@ import importlib
 import inspect
 import json
 import os
+import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -591,6 +593,64 @@ def run_downgrade(
         if not ctx.keep:
             hatchet_build.drop_db(clone)
     return result
+
+
+def kill_and_rerun(
+    ctx: Context, template_db: str, target: str, seconds: float, kills: int, seed: int
+) -> list[str]:
+    """SIGKILL the CLI at ``kills`` random points of a downgrade to ``target`` (uniform over the
+    ``seconds`` an uninterrupted run took), re-run it at once, and compare what the re-run left
+    with a fresh build of ``target``: the lines say what each kill and re-run did."""
+    rng = random.Random(seed)
+    ref = ctx.refs.get(target)
+    lines: list[str] = []
+    argv = ["downgrade", "--to-release", target, "--yes", *ctx.extra_args]
+    for n in range(kills):
+        clone = f"{ctx.prefix}_kill_{_slug(target)}_{n}"[:63]
+        url = hatchet_build.create_from_template(template_db, clone)
+        try:
+            with tempfile.TemporaryDirectory(prefix="hhv-cache-") as cache:
+                env = clean_env({"DATABASE_URL": url, "GITHUB_API_URL": ctx.api_url,
+                                 "HATCHET_SCHEMA_CACHE_DIR": cache})  # fmt: skip
+                child = subprocess.Popen(
+                    [*cli_command(), *argv], cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )  # fmt: skip
+                at = rng.uniform(0.0, seconds)
+                time.sleep(at)
+                child.send_signal(signal.SIGKILL)
+                child.wait()
+                with psycopg.connect(url, autocommit=True) as conn:
+                    left = conn.execute(
+                        "SELECT count(*) FROM pg_class WHERE relname = 'journal' AND "
+                        "relnamespace = to_regnamespace('hatchet_schema')"
+                    ).fetchone()
+                    journal = conn.execute(
+                        "SELECT count(*) FROM hatchet_schema.journal"
+                    ).fetchone() if left and left[0] else (0,)  # fmt: skip
+                started = time.monotonic()
+                again = subprocess.run(
+                    [*cli_command(), *argv], cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
+                    capture_output=True, text=True, timeout=ctx.timeout, check=False,
+                )  # fmt: skip
+                took = time.monotonic() - started
+            diffs: list[str] = []
+            if ref is not None:
+                with psycopg.connect(url, autocommit=True) as conn:
+                    actual = split_outbox(ctx.helpers.snapshot(conn))[0]
+                    diffs = ctx.helpers.diff(split_outbox(ref.catalog)[0], actual)
+                    diffs += version_diff(ref.versions, ctx.helpers.version_rows(conn))
+            tail = [ln for ln in again.stderr.splitlines() if ln.strip()][-1:]
+            lines.append(
+                f"kill {n + 1} at {at:.2f}s (journal rows left: {journal[0] if journal else 0}): "
+                f"re-run exit {again.returncode} in {took:.1f}s, {len(diffs)} differences"
+                + (f"; {tail[0][:200]}" if again.returncode else "")
+            )
+            lines += [f"    {d}" for d in diffs[:5]]
+        finally:
+            if not ctx.keep:
+                hatchet_build.drop_db(clone)
+    return lines
 
 
 def _outbox_note(ctx: Context, target: str, source_ref: Reference, ref: Reference) -> str:
@@ -1187,6 +1247,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=2, help="parallel fresh builds")
     parser.add_argument("--timeout", type=float, default=1800.0, help="per downgrade, seconds")
     parser.add_argument("--token", help="run authenticated (the emulator accepts this token)")
+    parser.add_argument(
+        "--kills",
+        type=int,
+        default=0,
+        help="after each target's run: SIGKILL this many runs at random points "
+        "and check that each immediate re-run ends like a fresh target build",
+    )
+    parser.add_argument("--seed", type=int, default=1, help="random seed of --kills")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="emulated API latency")
     parser.add_argument(
         "--cli-arg", action="append", default=[], help="extra downgrade argument (repeatable)"
@@ -1225,6 +1293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     prefix = f"hhv_{uuid.uuid4().hex[:6]}"
     results: list[RunResult] = []
     paths_report: dict[str, Any] = {}
+    kill_report: dict[str, list[str]] = {}
     exit_status = 1
     ctx = Context(
         repo_path=args.repo_path,
@@ -1320,6 +1389,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 with timed(f"downgrade {args.source} -> {target}", timings):
                     results.append(run_downgrade(ctx, template, args.source, target))
                 _progress(results[-1])
+                if args.kills and results[-1].exit_code == 0:
+                    with timed(f"{args.kills} SIGKILL re-runs -> {target}", timings):
+                        killed = kill_and_rerun(
+                            ctx, template, target, results[-1].seconds, args.kills, args.seed
+                        )
+                    kill_report[target] = killed
+                    for line in killed:
+                        log(f"    {line}")
             for built in path_builds:
                 if built.error is not None:
                     continue
@@ -1373,6 +1450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "notes": helpers.notes,
                 "references": {t: r.version for t, r in ctx.refs.items()},
                 "paths": paths_report,
+                "kills": kill_report,
                 "not_a_downgrade": [asdict(n) for n in not_downgrades],
                 "results": [r.to_json() for r in results],
                 "timings": timings,

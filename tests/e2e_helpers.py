@@ -1,20 +1,33 @@
-"""Helpers for end-to-end tests: a running GitHub emulator and the installed CLI in a subprocess.
+"""Helpers for end-to-end tests: a running GitHub emulator and the CLI, in-process or as the
+installed console script in a subprocess.
 
 with running_emulator() as gh:
-    result = run_cli(["resolve", "v0.60.0"], gh, cache_dir=tmp_path / "cache")
+    result = invoke_cli(["resolve", "v0.60.0"], gh, cache_dir=tmp_path / "cache")  # in-process
+    result = run_cli(["resolve", "v0.60.0"], gh, cache_dir=tmp_path / "cache")  # a real process
+
+Both take the same arguments and return the same :class:`CliResult`; ``invoke_cli`` runs
+``cli.main()`` in this process (typer's CliRunner isolation: stdin, stdout and stderr are
+separate pipes, none a terminal; the environment is the clean one ``run_cli`` would pass) and puts
+the traceback of an unexpected exception on stderr, as a crashing process would. Keep ``run_cli``
+for what needs a process: the console script itself, terminals, signals.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+import traceback
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pytest
+from typer.testing import CliRunner
 
 from fixtures.github_emulator import Emulator
 
@@ -76,6 +89,27 @@ def running_emulator(**options: Any) -> Iterator[Emulator]:
         yield emulator
 
 
+def _argv(
+    args: Sequence[str], emulator: Emulator | None, cache_dir: Path | None, api_url: str | None
+) -> list[str]:
+    """``ARGS --api-url URL --cache-dir DIR``: the GitHub flags go after the command's own
+    arguments (the contract puts them after the command name)."""
+    argv = list(args)
+    url = api_url or (emulator.api_url if emulator is not None else None)
+    if url is not None:
+        argv += ["--api-url", url]
+    if cache_dir is not None:
+        argv += ["--cache-dir", str(cache_dir)]
+    return argv
+
+
+def _home(cache_dir: Path | None) -> Path | None:
+    home = cache_dir.parent / "home" if cache_dir is not None else None
+    if home is not None:
+        home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
 def run_cli(
     args: Sequence[str],
     emulator: Emulator | None,
@@ -86,24 +120,14 @@ def run_cli(
     timeout: float = 60.0,
     input: str | None = None,
 ) -> CliResult:
-    """Run ``hatchet-schema ARGS --api-url URL --cache-dir DIR`` with a clean environment.
-
-    The GitHub flags are appended after the command's own arguments (the contract puts them after
-    the command name). ``api_url`` overrides the emulator's; ``cache_dir`` None passes none.
-    """
-    argv = [*cli_command(), *args]
-    url = api_url or (emulator.api_url if emulator is not None else None)
-    if url is not None:
-        argv += ["--api-url", url]
-    if cache_dir is not None:
-        argv += ["--cache-dir", str(cache_dir)]
-    home = cache_dir.parent / "home" if cache_dir is not None else None
-    if home is not None:
-        home.mkdir(parents=True, exist_ok=True)
+    """Run the installed ``hatchet-schema ARGS --api-url URL --cache-dir DIR`` in a subprocess
+    with a clean environment. ``api_url`` overrides the emulator's; ``cache_dir`` None passes
+    none."""
+    argv = [*cli_command(), *_argv(args, emulator, cache_dir, api_url)]
     completed = subprocess.run(
         argv,
         cwd=REPO_ROOT,
-        env=clean_env(env, home),
+        env=clean_env(env, _home(cache_dir)),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -111,6 +135,84 @@ def run_cli(
         check=False,
     )
     return CliResult(argv, completed.returncode, completed.stdout, completed.stderr)
+
+
+def _exit_code(code: object) -> int:
+    """The status a process would exit with for ``SystemExit(code)``."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    sys.stderr.write(f"{code}\n")  # what the interpreter prints for a non-integer code
+    return 1
+
+
+def invoke_cli(
+    args: Sequence[str],
+    emulator: Emulator | None,
+    *,
+    cache_dir: Path | None,
+    api_url: str | None = None,
+    env: dict[str, str] | None = None,
+    input: str | None = None,
+) -> CliResult:
+    """``run_cli``'s in-process twin: ``cli.main()`` with ``sys.argv`` set, the same clean
+    environment (every variable ``clean_env`` drops is unset for the call) and the same working
+    directory; an unexpected exception leaves its traceback on stderr and exit 1."""
+    import cli
+
+    argv = ["hatchet-schema", *_argv(args, emulator, cache_dir, api_url)]
+    wanted = clean_env(env, _home(cache_dir))
+    overrides: dict[str, str | None] = {k: None for k in os.environ if k not in wanted}
+    overrides.update({k: v for k, v in wanted.items() if os.environ.get(k) != v})
+    saved_argv = sys.argv
+    with (
+        contextlib.chdir(REPO_ROOT),
+        CliRunner().isolation(input=input, env=overrides) as (out, err, _mixed),
+    ):
+        sys.argv = argv
+        try:
+            cli.main()
+            code = 0
+        except SystemExit as exc:
+            code = _exit_code(exc.code)
+        except Exception:
+            traceback.print_exc()
+            code = 1
+        finally:
+            sys.argv = saved_argv
+            sys.stdout.flush()
+            sys.stderr.flush()
+        stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
+    return CliResult(argv, code, stdout, stderr)
+
+
+def no_real_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Make in-process CLI runs record the waits they would sleep (HTTP retries and rate-limit
+    waits of the GitHub client, the runner's DDL lock backoff) instead of sleeping; returns the
+    list they are appended to, in order."""
+    import migrator.commands
+    import migrator.runner
+    import resolver.service
+
+    sleeps: list[float] = []
+    resolver_class = resolver.service.Resolver
+
+    class NoSleepResolver(resolver_class):
+        def __init__(self, settings: Any, **options: Any) -> None:
+            options.setdefault("sleep", sleeps.append)
+            super().__init__(settings, **options)
+
+    real_run_plan: Callable[..., Any] = migrator.runner.run_plan
+
+    def run_plan(*args: Any, **options: Any) -> Any:
+        options.setdefault("sleep", sleeps.append)
+        return real_run_plan(*args, **options)
+
+    monkeypatch.setattr(resolver.service, "Resolver", NoSleepResolver)
+    monkeypatch.setattr(migrator.runner, "run_plan", run_plan)
+    monkeypatch.setattr(migrator.commands, "run_plan", run_plan)  # the command layer's import
+    return sleeps
 
 
 def files_containing(directory: Path, needle: str) -> list[Path]:
@@ -122,10 +224,20 @@ def files_containing(directory: Path, needle: str) -> list[Path]:
 def run_cli_with_database(
     args: Sequence[str], emulator: Emulator | None, tmp_path: Path, database_url: str | None
 ) -> CliResult:
-    """Run the CLI with ``DATABASE_URL`` (when given) and stdin a pipe, never a terminal; a run
-    never prints a traceback."""
+    """Run the CLI in a subprocess with ``DATABASE_URL`` (when given) and stdin a pipe, never a
+    terminal; a run never prints a traceback."""
     env = {"DATABASE_URL": database_url} if database_url is not None else {}
     result = run_cli(args, emulator, cache_dir=tmp_path / "cache", env=env, input="")
+    assert "Traceback" not in result.stdout + result.stderr, str(result)
+    return result
+
+
+def invoke_cli_with_database(
+    args: Sequence[str], emulator: Emulator | None, tmp_path: Path, database_url: str | None
+) -> CliResult:
+    """``run_cli_with_database`` in-process (``invoke_cli``)."""
+    env = {"DATABASE_URL": database_url} if database_url is not None else {}
+    result = invoke_cli(args, emulator, cache_dir=tmp_path / "cache", env=env, input="")
     assert "Traceback" not in result.stdout + result.stderr, str(result)
     return result
 

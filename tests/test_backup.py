@@ -11,6 +11,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
+from cli import exit_code_of
 from migrator.backup import find_pg_tool, pg_dump_backup
 from migrator.errors import BadInputError, MigratorError
 
@@ -58,7 +59,7 @@ def test_existing_file_is_not_overwritten(database_url: str, tmp_path: Path) -> 
     dump.write_bytes(b"an older backup")
     with pytest.raises(BadInputError) as err:
         pg_dump_backup(database_url, dump)
-    assert err.value.exit_code == 2
+    assert exit_code_of(err.value) == 2
     assert "already exists" in str(err.value)
     assert dump.read_bytes() == b"an older backup"
 
@@ -66,7 +67,7 @@ def test_existing_file_is_not_overwritten(database_url: str, tmp_path: Path) -> 
 def test_missing_directory_is_bad_input(database_url: str, tmp_path: Path) -> None:
     with pytest.raises(BadInputError) as err:
         pg_dump_backup(database_url, tmp_path / "no" / "such" / "dir.dump")
-    assert err.value.exit_code == 2
+    assert exit_code_of(err.value) == 2
 
 
 def test_failure_carries_pg_dump_message_without_password(tmp_path: Path) -> None:
@@ -75,7 +76,7 @@ def test_failure_carries_pg_dump_message_without_password(tmp_path: Path) -> Non
     with pytest.raises(MigratorError) as err:
         pg_dump_backup(url, dump)
     message = str(err.value)
-    assert err.value.exit_code == 1
+    assert exit_code_of(err.value) == 1
     assert message.startswith("pg_dump failed")
     assert "127.0.0.1" in message  # pg_dump's own explanation is passed on
     assert SECRET not in message
@@ -85,7 +86,7 @@ def test_failure_carries_pg_dump_message_without_password(tmp_path: Path) -> Non
 def test_malformed_url_is_bad_input_without_password(tmp_path: Path) -> None:
     with pytest.raises(BadInputError) as err:
         pg_dump_backup(f"postgresql://u:{SECRET}@[::1/db", tmp_path / "x.dump")
-    assert err.value.exit_code == 2
+    assert exit_code_of(err.value) == 2
     assert SECRET not in str(err.value)
 
 
@@ -98,7 +99,7 @@ def test_missing_pg_dump_refuses(
     dump = tmp_path / "backup.dump"
     with pytest.raises(MigratorError) as err:
         pg_dump_backup(database_url, dump)
-    assert err.value.exit_code == 1
+    assert exit_code_of(err.value) == 1
     assert "pg_dump was not found" in str(err.value)
     assert not dump.exists()
 
@@ -139,3 +140,50 @@ def test_password_goes_through_the_environment_not_argv(
     }
     assert SECRET not in str(err.value)
     assert "password authentication failed" in str(err.value)
+
+
+def _stand_in_pg_dump(bindir: Path, stderr: str) -> None:
+    bindir.mkdir(parents=True)
+    fake = bindir / "pg_dump"
+    fake.write_text(f"#!/bin/sh\necho '{stderr}' >&2\nexit 1\n")
+    fake.chmod(0o755)
+
+
+def test_pg_bindir_names_the_pg_dump_to_run(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The real pg_dump stays on PATH: the variable's directory wins over it.
+    _stand_in_pg_dump(
+        tmp_path / "pg18" / "bin", "pg_dump: error: the one HATCHET_SCHEMA_PG_BINDIR names"
+    )
+    monkeypatch.setenv("HATCHET_SCHEMA_PG_BINDIR", str(tmp_path / "pg18" / "bin"))
+    with pytest.raises(MigratorError) as err:
+        pg_dump_backup(database_url, tmp_path / "backup.dump")
+    assert "the one HATCHET_SCHEMA_PG_BINDIR names" in str(err.value)
+
+
+def test_pg_bindir_without_pg_dump_does_not_fall_back_to_path(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert find_pg_tool("pg_dump") is not None  # PATH has one
+    monkeypatch.setenv("HATCHET_SCHEMA_PG_BINDIR", str(tmp_path))
+    with pytest.raises(MigratorError) as err:
+        pg_dump_backup(database_url, tmp_path / "backup.dump")
+    assert f"pg_dump was not found in HATCHET_SCHEMA_PG_BINDIR={tmp_path}" in str(err.value)
+    assert not (tmp_path / "backup.dump").exists()
+
+
+def test_too_old_pg_dump_names_the_way_out(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _stand_in_pg_dump(
+        tmp_path / "bin",
+        "pg_dump: error: aborting because of server version mismatch\n"
+        "pg_dump: detail: server version: 18.6; pg_dump version: 15.20",
+    )
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
+    with pytest.raises(MigratorError) as err:
+        pg_dump_backup(database_url, tmp_path / "backup.dump")
+    message = str(err.value)
+    assert "server version: 18.6; pg_dump version: 15.20" in message
+    assert "set HATCHET_SCHEMA_PG_BINDIR to the bin directory of a pg_dump" in message

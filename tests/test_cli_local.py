@@ -1,5 +1,6 @@
-"""End to end, offline: ``hatchet-schema downgrade --to-version V --migrations-dir DIR`` in a
-subprocess against a real database migrated up through the fixture migrations."""
+"""End to end, offline: ``hatchet-schema downgrade --to-version V --migrations-dir DIR`` against a
+real database migrated up through the fixture migrations. In-process (``invoke_cli``), but for
+progress on a terminal: the console script with stderr on a pseudo-terminal."""
 
 from __future__ import annotations
 
@@ -20,9 +21,9 @@ from tests.e2e_helpers import (
     CliResult,
     clean_env,
     cli_command,
+    invoke_cli_with_database,
     ok,
     refused,
-    run_cli_with_database,
 )
 from tests.goose_up import (
     FIXTURE_MIGRATIONS,
@@ -50,11 +51,11 @@ def cli(
     database_url: str | None,
     migrations: Path | None = FIXTURE_MIGRATIONS,
 ) -> CliResult:
-    """Run the CLI offline with ``--migrations-dir``; see ``run_cli_with_database``."""
+    """Run the CLI offline with ``--migrations-dir``; see ``invoke_cli_with_database``."""
     argv = list(args)
     if migrations is not None:
         argv += ["--migrations-dir", str(migrations)]
-    return run_cli_with_database(argv, None, tmp_path, database_url)
+    return invoke_cli_with_database(argv, None, tmp_path, database_url)
 
 
 def with_password(url: str) -> str:
@@ -255,6 +256,13 @@ def test_failing_step_with_json_still_prints_the_plan_and_where_it_stopped(
     assert document["final_version"] == 20250618090000
     assert [s["status"] for s in document["steps"]] == ["failed", "not run"]
     assert "statement 2 of 3" in document["error"]
+    assert document["stopped"] == {
+        "final_version": 20250618090000,
+        "step": 20250618090000,
+        "statement": 2,
+        "applied_statements": [],
+        "reverted": [],
+    }
 
 
 # -- nothing to do -------------------------------------------------------------------------------
@@ -361,9 +369,16 @@ def test_held_lock_times_out_with_exit_4(
     other_session.execute("SELECT pg_advisory_lock(%s)", (LOCK_ID,))
     before = schema_snapshot(migrated)
     args = ["downgrade", "--to-version", str(V8), "--yes", "--ignore-active-sessions"]
-    message = refused(cli([*args, "--lock-timeout", "1"], tmp_path, database_url=migrated), 4)
+    message = refused(cli([*args, "--lock-timeout", "0.3"], tmp_path, database_url=migrated), 4)
     assert "lock" in message
     assert schema_snapshot(migrated) == before
+    # --json still gets one document: every step not run, the database where it was.
+    result = cli([*args, "--lock-timeout", "0.3", "--json"], tmp_path, database_url=migrated)
+    assert result.returncode == 4
+    document = json.loads(result.stdout)
+    assert document["final_version"] == before["versions"][-1][1]  # type: ignore[index]
+    assert {s["status"] for s in document["steps"]} == {"not run"}
+    assert "lock" in document["error"] and document["stopped"] is None
 
 
 # -- secrets -------------------------------------------------------------------------------------

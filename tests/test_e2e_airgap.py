@@ -1,4 +1,4 @@
-"""End to end, air-gapped: a bundle made from the GitHub emulator (by the installed CLI), and a
+"""End to end, air-gapped: a bundle made from the GitHub emulator (by the CLI), and a
 local git clone of the same history, plan and run downgrades of real databases to every fixture
 release exactly as the online run does, with the emulator stopped.
 
@@ -12,23 +12,25 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from typer.testing import CliRunner
 
 from cli import app
 from fixtures.github_emulator import Emulator, load_history
 from fixtures.github_emulator.gitrepo import write_git_dir
-from tests.conftest import fresh_database, migrate_fixtures
-from tests.e2e_helpers import ok, refused, run_cli, run_cli_with_database
+from tests.conftest import fresh_database
+from tests.e2e_helpers import (
+    invoke_cli,
+    invoke_cli_with_database,
+    ok,
+    refused,
+    run_cli_with_database,
+)
 from tests.goose_up import schema_snapshot, version_ids
 
 pytestmark = pytest.mark.e2e
@@ -103,23 +105,8 @@ def invoke(args: list[str], url: str, *, api_url: str, cache: Path) -> Run:
 @contextmanager
 def clone_of(server: str, template: str) -> Iterator[str]:
     """A new database created from ``template`` (an exact copy); dropped on exit."""
-    name = f"hs_airgap_{uuid.uuid4().hex[:12]}"
-    source = conninfo_to_dict(template)["dbname"]
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier(str(source))
-            )
-        )
-    params = conninfo_to_dict(server)
-    params["dbname"] = name
-    try:
-        yield make_conninfo("", **params)
-    finally:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+    with fresh_database(server, prefix="hs_airgap", template=template) as url:
+        yield url
 
 
 def _real(release: str) -> list[str]:
@@ -127,16 +114,16 @@ def _real(release: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def world(pg_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def world(
+    pg_server_url: str, migrated_template: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("airgap")
     git_dir = write_git_dir(load_history().build(), tmp / "hatchet.git")
     bundle, narrow = tmp / "hatchet-v0.55.0.bundle", tmp / "narrow.bundle"
     caches = (tmp / f"cache-{n}" for n in range(10_000))
     with ExitStack() as stack:
-        template = stack.enter_context(fresh_database(pg_server_url, prefix="hs_airgap_tpl"))
-        migrate_fixtures(template)
         gh = stack.enter_context(Emulator(anonymous_limit=100_000))
-        made = run_cli(
+        made = invoke_cli(
             ["bundle", "--to-release", "v0.55.0", "--listings", "all", "--output", str(bundle)],
             gh,
             cache_dir=tmp / "bundle-cache",
@@ -144,10 +131,10 @@ def world(pg_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         ok(made)
         assert "sha256" in made.stdout
         args = ["bundle", "--to-release", "v0.58.0", "--from-release", "v0.59.0"]
-        ok(run_cli([*args, "--output", str(narrow)], gh, cache_dir=tmp / "narrow-cache"))
+        ok(invoke_cli([*args, "--output", str(narrow)], gh, cache_dir=tmp / "narrow-cache"))
         online: dict[str, Outcome] = {}
         for release in RELEASES:
-            with clone_of(pg_server_url, template) as url:
+            with clone_of(pg_server_url, migrated_template) as url:
                 plans = {
                     " ".join(a): invoke(
                         ["downgrade", "--to-release", release, *a],
@@ -159,14 +146,22 @@ def world(pg_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
                 }
                 real = invoke(_real(release), url, api_url=gh.api_url, cache=next(caches))
                 online[release] = Outcome(plans, real, schema_snapshot(url), version_ids(url))
-        with clone_of(pg_server_url, template) as url:
+        with clone_of(pg_server_url, migrated_template) as url:
             status = {
                 " ".join(a): invoke(a, url, api_url=gh.api_url, cache=next(caches)) for a in STATUS
             }
         stopped_api = gh.api_url
         gh.stop()  # from here on nothing answers there
         yield World(
-            pg_server_url, template, bundle, narrow, git_dir, stopped_api, online, status, tmp
+            pg_server_url,
+            migrated_template,
+            bundle,
+            narrow,
+            git_dir,
+            stopped_api,
+            online,
+            status,
+            tmp,
         )
 
 
@@ -285,7 +280,7 @@ def test_a_tampered_bundle_changes_nothing(world: World, tmp_path: Path) -> None
     bad.write_bytes(bytes(data))
     with clone_of(world.server, world.template) as url:
         before = schema_snapshot(url)
-        result = run_cli_with_database(
+        result = invoke_cli_with_database(
             ["downgrade", "--to-release", "v0.58.1", "--yes", "--bundle", str(bad)],
             None,
             tmp_path,

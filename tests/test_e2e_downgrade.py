@@ -1,6 +1,6 @@
-"""End to end: ``hatchet-schema downgrade --to-release`` in a subprocess, against the local GitHub
-emulator serving the fixture history and a real database migrated up to its newest release
-(v0.60.0, all 14 fixture migrations)."""
+"""End to end: ``hatchet-schema downgrade --to-release`` in-process (``invoke_cli``), against the
+local GitHub emulator serving the fixture history and a real database migrated up to its newest
+release (v0.60.0, all 14 fixture migrations)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import pytest
 
 from fixtures.github_emulator import Emulator
 from migrator.backup import find_pg_tool
-from tests.conftest import fresh_database, migrate_fixtures
+from tests.conftest import fresh_database
+from tests.e2e_helpers import invoke_cli_with_database as cli
 from tests.e2e_helpers import ok, refused
-from tests.e2e_helpers import run_cli_with_database as cli
 from tests.goose_up import (
     FIXTURE_MIGRATIONS,
     relation_names,
@@ -54,10 +54,10 @@ NO_DOWN = {20250521090000}
 
 
 @pytest.fixture
-def twin(pg_server_url: str) -> Iterator[str]:
+def twin(pg_server_url: str, migrated_template: str) -> Iterator[str]:
     """A second fresh database, migrated up like ``migrated``."""
-    with fresh_database(pg_server_url, prefix="hs_twin") as url:
-        yield migrate_fixtures(url)
+    with fresh_database(pg_server_url, prefix="hs_twin", template=migrated_template) as url:
+        yield url
 
 
 def git_blob_sha(path: Path) -> str:

@@ -1,5 +1,5 @@
-"""End to end: ``hatchet-schema status`` in a subprocess, against the local GitHub emulator and a
-real database migrated up through the fixture migrations."""
+"""End to end: ``hatchet-schema status`` in-process (``invoke_cli``), against the local GitHub
+emulator and a real database migrated up through the fixture migrations."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from fixtures.github_emulator import Emulator
-from tests.e2e_helpers import CliResult, run_cli, run_cli_with_database
+from tests.e2e_helpers import CliResult, invoke_cli, invoke_cli_with_database
 from tests.goose_up import FIXTURE_MIGRATIONS, apply_up, schema_snapshot
 
 pytestmark = pytest.mark.e2e
@@ -20,7 +20,7 @@ ORPHAN = 20250620000000
 
 
 def status(gh: Emulator, tmp_path: Path, database_url: str | None, *extra: str) -> CliResult:
-    return run_cli_with_database(["status", *extra], gh, tmp_path, database_url)
+    return invoke_cli_with_database(["status", *extra], gh, tmp_path, database_url)
 
 
 def status_json(gh: Emulator, tmp_path: Path, database_url: str) -> dict[str, object]:
@@ -113,7 +113,7 @@ def test_status_lists_other_sessions(gh: Emulator, migrated: str, tmp_path: Path
 def test_status_against_a_local_directory_needs_no_github(migrated: str, tmp_path: Path) -> None:
     args = ["status", "--json", "--migrations-dir", str(FIXTURE_MIGRATIONS)]
     # An API URL nothing listens on: any request to GitHub would fail the command.
-    result = run_cli(
+    result = invoke_cli(
         args,
         None,
         cache_dir=tmp_path / "cache",

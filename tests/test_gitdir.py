@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli import app
+from cli import app, exit_code_of
 from fixtures.github_emulator import Emulator, load_history
 from fixtures.github_emulator.gitrepo import clone_work_tree, write_git_dir
 from resolver.errors import BadInputError, ResolverError
@@ -113,7 +113,7 @@ def test_the_resolver_api_answers_as_online(gh: Emulator, clones: Clones, tmp_pa
             except ResolverError as exc:
                 with pytest.raises(ResolverError) as caught:
                     local.find_source(wanted, budget=10)
-                assert caught.value.exit_code == exc.exit_code
+                assert exit_code_of(caught.value) == exit_code_of(exc)
             else:
                 assert local.find_source(wanted, budget=10) == expected
         assert local.find_file(20250505000000, ["v0.57.1"]) == online.find_file(
@@ -125,7 +125,6 @@ def test_the_resolver_api_answers_as_online(gh: Emulator, clones: Clones, tmp_pa
         newest = online.newest_listing()
         names = [f.name for f in newest.files]
         assert local.fetch_files(newest, names) == online.fetch_files(newest, names)
-        assert local.known_versions(limit=12) == online.known_versions(limit=12)
 
 
 def test_refs_that_do_not_exist_are_bad_input(clones: Clones) -> None:
@@ -189,7 +188,7 @@ def test_an_object_that_does_not_match_its_id_is_refused(copy: Path, tmp_path: P
         listing = local.newest_listing()
         with pytest.raises(ResolverError) as caught:
             local.fetch_files(listing, [name])
-    assert caught.value.exit_code == 1
+    assert exit_code_of(caught.value) == 1
     assert sha in caught.value.message and "does not match its id" in caught.value.message
     assert args  # the CLI path is covered end to end in test_e2e_airgap
 
@@ -201,7 +200,7 @@ def test_a_missing_blob_names_it(copy: Path) -> None:
         listing = local.newest_listing()
         with pytest.raises(ResolverError) as caught:
             local.fetch_files(listing, [name])
-    assert caught.value.exit_code == 1
+    assert exit_code_of(caught.value) == 1
     assert f"lacks blob {sha} ({name}" in caught.value.message
     assert "partial clone" in caught.value.message
 
@@ -220,5 +219,5 @@ def test_a_missing_tree_names_it(copy: Path) -> None:
     _object_path(copy, root.group(1).decode()).unlink()
     with GitDirResolver(copy, GitHubSettings()) as local, pytest.raises(ResolverError) as caught:
         local.listing("v0.59.0")
-    assert caught.value.exit_code == 1 and "lacks tree" in caught.value.message
+    assert exit_code_of(caught.value) == 1 and "lacks tree" in caught.value.message
     assert tree.files  # it was readable before

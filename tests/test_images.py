@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cli import exit_code_of
 from resolver.errors import BadInputError
 from resolver.images import (
     IMAGE_NAMES,
@@ -183,7 +184,7 @@ def test_hash_inside_quotes_is_not_a_comment() -> None:
 def test_bad_release_is_bad_input() -> None:
     with pytest.raises(BadInputError) as err:
         pin_compose("image: ghcr.io/hatchet-dev/hatchet/hatchet-api:v1\n", "v0.60.0 --rm")
-    assert err.value.exit_code == 2
+    assert exit_code_of(err.value) == 2
 
 
 # Text without any Hatchet image name is returned unchanged, whatever it holds.
@@ -275,7 +276,7 @@ def test_non_utf8_bytes_survive(tmp_path: Path) -> None:
 def test_missing_file_is_bad_input(tmp_path: Path) -> None:
     with pytest.raises(BadInputError) as err:
         rewrite_compose_file(tmp_path / "nope.yml", RELEASE, dry_run=False)
-    assert err.value.exit_code == 2
+    assert exit_code_of(err.value) == 2
     assert "nope.yml" in str(err.value)
 
 

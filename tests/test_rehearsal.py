@@ -25,9 +25,10 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from typer.testing import CliRunner
 
+import migrator.commands as commands_module
 import migrator.rehearsal as rehearsal_module
 import migrator.runner as runner_module
-from cli import app
+from cli import app, exit_code_of
 from migrator.catalog import ConnectionCatalog
 from migrator.database import connect
 from migrator.plan import Plan, Step
@@ -289,12 +290,13 @@ def test_the_rehearsal_runs_with_the_real_runs_options(
     real = runner_module.run_plan
 
     def recording(url: str, plan: Plan, replan: Any, **options: Any) -> Any:
-        kept = {k: v for k, v in options.items() if k not in ("on_event", "on_wait")}
+        kept = {k: v for k, v in options.items() if k not in ("on_event", "on_wait", "on_notice")}
         calls.append((url, kept))
         return real(url, plan, replan, **options)
 
     monkeypatch.setattr(rehearsal_module, "run_plan", recording)
     monkeypatch.setattr(runner_module, "run_plan", recording)
+    monkeypatch.setattr(commands_module, "run_plan", recording)
     code, _out, err = cli(migrated, "--to-version", str(V8), "--rehearse", "schema", "--yes",
                           "--lock-timeout", "9", "--ddl-lock-timeout", "7",
                           "--ddl-lock-retries", "2", "--statement-timeout", "30")  # fmt: skip
@@ -514,7 +516,7 @@ def test_an_interrupt_drops_the_scratch_database(migrated: str, when: str) -> No
     with pytest.raises(RehearsalInterrupted) as err:
         rehearse(migrated, plan, replan, mode="schema", on_progress=on_progress,
                  on_event=on_event)  # fmt: skip
-    assert err.value.exit_code == 130
+    assert exit_code_of(err.value) == 130
     assert "production was not touched" in err.value.message
     assert "was dropped" in err.value.message
     assert ("during the copy" in err.value.message) == (when == "copy")

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.planning_cost import REPO, hatchet_shaped_history, planning_flow
+from cli import exit_code_of
 from fixtures.github_emulator import Emulator
 from fixtures.github_emulator.history import HISTORY_DIR
 from resolver.errors import ResolverError
@@ -108,7 +109,7 @@ def test_find_source_with_a_spent_budget_blocks(gh: Emulator, tmp_path: Path) ->
         gh.reset_counts()
         with pytest.raises(ResolverError) as caught:
             resolver.find_source([20250611170000], budget=0)
-        assert caught.value.exit_code == 3
+        assert exit_code_of(caught.value) == 3
         assert gh.counts.core == 0
         assert resolver.find_source([20250611170000], budget=1).ref == "v0.60.0"
         assert gh.counts.core == 1

@@ -6,6 +6,7 @@ import httpx
 import pytest
 import respx
 
+from cli import exit_code_of
 from resolver.errors import BadInputError, HTTPStatusError, NetworkError, RateLimitedError
 from resolver.http import USER_AGENT, Endpoints, GitHubHTTP
 from tests.test_resolver_fakegithub import basic_error
@@ -79,7 +80,7 @@ def test_token_does_not_follow_a_downgrade_to_http_on_the_same_host() -> None:
 def test_a_token_over_plain_http_to_a_remote_host_is_refused_before_any_request() -> None:
     with pytest.raises(BadInputError) as caught:
         GitHubHTTP("http://ghe.example.com/api/v3", TOKEN)
-    assert caught.value.exit_code == 2
+    assert exit_code_of(caught.value) == 2
     assert TOKEN not in caught.value.message
     assert not respx.calls
 
@@ -124,7 +125,7 @@ def test_5xx_three_times_is_a_network_error() -> None:
     route = respx.get(f"{API}/x").respond(500)
     with pytest.raises(NetworkError, match="500") as caught:
         client()[0].api_get("/x")
-    assert route.call_count == 3 and caught.value.exit_code == 1
+    assert route.call_count == 3 and exit_code_of(caught.value) == 1
 
 
 @respx.mock
@@ -142,7 +143,7 @@ def test_4xx_is_not_retried_and_carries_githubs_message(status: int) -> None:
     with pytest.raises(HTTPStatusError, match="Bad things here") as caught:
         client(TOKEN)[0].api_get("/x")
     assert route.call_count == 1
-    assert caught.value.status == status and caught.value.exit_code == 1
+    assert caught.value.status == status and exit_code_of(caught.value) == 1
     assert TOKEN not in caught.value.message
 
 
@@ -180,7 +181,7 @@ def test_rate_limit_resetting_later_says_when_and_how_to_raise_it() -> None:
     with pytest.raises(RateLimitedError) as caught:
         http.api_get("/x")
     assert sleeps == []
-    assert caught.value.exit_code == 1
+    assert exit_code_of(caught.value) == 1
     assert "2027-01-15 08:30:00 UTC" in caught.value.message
     assert "GH_TOKEN" in caught.value.message
 

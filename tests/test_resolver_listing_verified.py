@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from cli import exit_code_of
 from fixtures.github_emulator import Emulator, Repository, load_history
 from fixtures.github_emulator.history import DEFAULT_MIGRATIONS_PATH
 from resolver.errors import CacheMissError, ResolverError
@@ -322,7 +323,7 @@ def test_a_tampered_cache_entry_is_an_error_offline(
     edit_cached(path, tamper)
     with make(gh, tmp_path, offline=True) as resolver, pytest.raises(CacheMissError) as caught:
         resolver.resolve(NEW_TAG)
-    assert caught.value.exit_code == 2
+    assert exit_code_of(caught.value) == 2
     assert str(path) in caught.value.message
     assert "failed verification" in caught.value.message
     assert "once without --offline" in caught.value.message
@@ -345,7 +346,7 @@ def test_budgeted_searches_do_not_use_a_tampered_listing(gh: Emulator, tmp_path:
         gh.reset_counts()
         with pytest.raises(ResolverError) as caught:  # it would "find" 20991231000000 in v0.61.0
             resolver.find_source([20991231000000], budget=0)
-        assert caught.value.exit_code == 3
+        assert exit_code_of(caught.value) == 3
         assert gh.counts.core == 0
         assert resolver.find_source([NEWEST], budget=1).ref == NEW_TAG  # fetched again
 
@@ -408,7 +409,7 @@ def test_a_tampered_trees_answer_is_refused(
         pytest.raises(ResolverError) as caught,
     ):
         resolver.resolve(NEW_TAG)
-    assert caught.value.exit_code == 1
+    assert exit_code_of(caught.value) == 1
     assert "failed verification" in caught.value.message
     assert "git trees API" in caught.value.message
     assert not list(tmp_path.rglob("json/listing/*.json"))  # nothing was cached
@@ -428,7 +429,7 @@ def test_a_tampered_contents_answer_is_refused(gh: Emulator, tmp_path: Path) -> 
         gh.fail(TREES_BY_EXPRESSION, 422, message="Invalid tree expression")
         with pytest.raises(ResolverError) as caught:
             resolver.resolve(NEW_TAG)
-    assert caught.value.exit_code == 1
+    assert exit_code_of(caught.value) == 1
     assert "failed verification" in caught.value.message
     assert not list(tmp_path.rglob("json/listing/*.json"))
 
@@ -541,4 +542,4 @@ def test_a_contents_answer_that_misses_entries_after_truncation_is_refused(
         pytest.raises(ResolverError) as caught,
     ):
         resolver.resolve(NEW_TAG)
-    assert caught.value.exit_code == 1 and "contents API" in caught.value.message
+    assert exit_code_of(caught.value) == 1 and "contents API" in caught.value.message

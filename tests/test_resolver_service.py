@@ -7,6 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cli import exit_code_of
 from resolver.errors import BadInputError, CacheMissError, ResolverError
 from resolver.gitblob import git_blob_sha
 from resolver.service import Resolver
@@ -63,7 +64,7 @@ def test_unknown_release_names_the_nearest_stable_ones(
 ) -> None:
     with make(tmp_path) as resolver, pytest.raises(BadInputError) as caught:
         resolver.resolve("v0.65.3")
-    assert caught.value.exit_code == 2
+    assert exit_code_of(caught.value) == 2
     assert "v0.60.0" in caught.value.message and "v0.70.0" in caught.value.message
     assert "alpha" not in caught.value.message
 
@@ -289,7 +290,7 @@ def test_find_source_blocks_naming_versions_no_release_has(
 ) -> None:
     with make(tmp_path) as resolver, pytest.raises(ResolverError) as caught:
         resolver.find_source([20250813183355, 20250901000000])
-    assert caught.value.exit_code == 3
+    assert exit_code_of(caught.value) == 3
     assert "20250901000000" in caught.value.message
     assert "20250813183355" not in caught.value.message
 
@@ -309,7 +310,7 @@ def test_a_repository_without_stable_releases_blocks_cleanly(
         for call in (resolver.newest_listing, lambda: resolver.find_source([20250813183355])):
             with pytest.raises(ResolverError) as caught:
                 call()
-            assert caught.value.exit_code == 3
+            assert exit_code_of(caught.value) == 3
             assert "has no stable releases" in caught.value.message
 
 
@@ -320,11 +321,10 @@ def test_releases_whose_last_migration_is_a_version(
         "v0.71.1", fake_github.commits[fake_github._commit("v0.71.0") or ""].files
     )
     with make(tmp_path) as resolver:
-        assert resolver.releases_at_version(20250813183355) == ["v0.71.1", "v0.71.0"]
-        assert resolver.releases_at_version(20250417150604) == ["v0.60.0"]
-        assert resolver.releases_at_version(20250501000000) == []
-        known = resolver.known_versions()
-    assert known[20250801000000] == ["v0.70.0"]
+        assert resolver.place_version(20250813183355).releases == ("v0.71.1", "v0.71.0")
+        assert resolver.place_version(20250417150604).releases == ("v0.60.0",)
+        assert resolver.place_version(20250801000000).releases == ("v0.70.0",)
+        assert resolver.place_version(20250501000000).releases == ()
 
 
 def test_the_token_is_never_written_to_the_cache(fake_github: FakeGitHub, tmp_path: Path) -> None:

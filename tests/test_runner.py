@@ -8,6 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from cli import exit_code_of
 from migrator.database import connect
 from migrator.errors import LockError, MigratorError, StepFailedError
 from migrator.lock import GOOSE_LOCK_IDS, lock_holders
@@ -157,7 +158,7 @@ def test_blocked_plan_is_refused_before_touching_anything(database_url: str) -> 
     plan = plan_for(database_url, migrations, V6)  # crosses the Go migration
     with pytest.raises(MigratorError) as err:
         run_plan(database_url, plan, replanner(migrations, plan), lock_timeout=1)
-    assert err.value.exit_code == 3
+    assert exit_code_of(err.value) == 3
     assert "20250430000000_v1_0_7.go" in str(err.value)
     assert schema_snapshot(database_url) == before
 
@@ -180,7 +181,7 @@ def test_failing_statement_rolls_its_step_back_and_keeps_earlier_steps(
         run_plan(database_url, plan, replanner(migrations, plan),
                  on_event=lambda e, step, _t: events.append((e, step.version)))  # fmt: skip
     message = str(err.value)
-    assert err.value.exit_code == 1
+    assert exit_code_of(err.value) == 1
     assert BROKEN_TX in message
     assert "statement 2 of 3" in message
     assert "cannot drop type v1_idempotency_method" in message
@@ -193,7 +194,10 @@ def test_failing_statement_rolls_its_step_back_and_keeps_earlier_steps(
     assert "v1_idempotency_seen" in names  # statement 1 of the failed step was rolled back
     assert version_ids(database_url)[-1] == 20250618090000
     assert 20250720000000 not in version_ids(database_url)
-    assert [s.status for s in plan.steps] == ["done", "failed"]
+    assert [s.status for s in err.value.steps] == ["done", "failed"]
+    assert [s.status for s in plan.steps] == ["ready", "ready"]  # the caller's plan is as it was
+    assert err.value.stop.final_version == 20250618090000
+    assert err.value.stop.step == 20250618090000 and err.value.stop.statement == 2
     assert events == [
         ("start", 20250720000000), ("done", 20250720000000),
         ("start", 20250618090000), ("failed", 20250618090000),
@@ -223,7 +227,8 @@ def test_failing_no_transaction_step_leaves_earlier_statements_applied(
     assert "v1_notx_item_tenant_id_idx" not in names  # statement 1 ran and stays
     assert "v1_notx_item" in names  # statement 3 never ran
     assert version_ids(database_url)[-1] == 20250625090000  # its row is still there
-    assert [s.status for s in plan.steps] == ["failed", "not run"]
+    assert [s.status for s in err.value.steps] == ["failed", "not run"]
+    assert err.value.stop.applied == (1,)
 
 
 def test_plan_made_before_the_database_changed_is_refused(database_url: str) -> None:
@@ -257,11 +262,11 @@ def test_another_connected_session_refuses_the_run(database_url: str) -> None:
         engine_pid = engine.info.backend_pid
         with pytest.raises(LockError) as err:
             run_plan(database_url, plan, replanner(migrations, plan), lock_timeout=1)
-        assert err.value.exit_code == 4
+        assert exit_code_of(err.value) == 4
         assert str(engine_pid) in str(err.value)
         assert "hatchet-engine" in str(err.value)
         assert schema_snapshot(database_url) == before
-        assert plan.steps[0].status == "not run"
+        assert plan.steps[0].status == "ready"
 
         fresh = plan_for(database_url, migrations, V0)
         result = run_plan(
@@ -280,7 +285,7 @@ def test_goose_lock_held_elsewhere_refuses_the_run(database_url: str) -> None:
         with pytest.raises(LockError) as err:
             run_plan(database_url, plan, replanner(migrations, plan), lock_timeout=0.3,
                      ignore_active_sessions=True)  # fmt: skip
-    assert err.value.exit_code == 4
+    assert exit_code_of(err.value) == 4
     assert "lock" in str(err.value)
     assert schema_snapshot(database_url) == before
 
@@ -331,13 +336,14 @@ def test_lost_lock_stops_the_run_before_the_next_step_with_exit_4(database_url: 
     with pytest.raises(LockError) as err:
         run_plan(database_url, plan, replanner(migrations, plan), on_event=on_event)
     message = str(err.value)
-    assert err.value.exit_code == 4
+    assert exit_code_of(err.value) == 4
     assert killed and f"pid {killed[0]}" in message
     assert "lock was lost" in message
     assert f"at version {V2}" in message  # where the database is
     assert "20250402090000_v1_0_3.sql" in message  # the step already reverted
     assert "1 of 3" in message
-    assert [s.status for s in plan.steps] == ["done", "not run", "not run"]
+    assert [s.status for s in err.value.steps] == ["done", "not run", "not run"]
+    assert err.value.stop.final_version == V2
     assert version_ids(database_url)[-1] == V2  # step 2 did not run
     assert exists(database_url, "SELECT count(*) FROM pg_proc WHERE proname = 'v1_task_touch'")
 
@@ -405,7 +411,7 @@ def test_ddl_lock_wait_is_retried_then_fails_naming_the_blocking_session(
                      sleep=sleep, on_wait=waits.append)  # fmt: skip
         holder.rollback()
     message = str(err.value)
-    assert err.value.exit_code == 1
+    assert exit_code_of(err.value) == 1
     assert f"pid {holder_pid}" in message
     assert "hatchet-api" in message
     assert LOCKED_TABLE in message
@@ -421,7 +427,7 @@ def test_ddl_lock_wait_is_retried_then_fails_naming_the_blocking_session(
         assert f"pid {holder_pid}" in text and "idle in transaction" in text
         assert LOCKED_TABLE in text
     assert schema_snapshot(database_url) == before  # nothing applied
-    assert plan.steps[0].status == "failed"
+    assert [s.status for s in err.value.steps] == ["failed"]
 
 
 def test_ddl_lock_released_mid_retry_lets_the_step_run(database_url: str, tmp_path: Path) -> None:
@@ -440,7 +446,7 @@ def test_ddl_lock_released_mid_retry_lets_the_step_run(database_url: str, tmp_pa
     assert len(waits) == 1 and len(sleep.delays) == 1
     assert [w.blockers[0].pid for w in waits] == [holder_pid]
     assert LOCKED_TABLE not in relation_names(database_url)
-    assert plan.steps[0].status == "done"
+    assert [s.status for s in result.steps] == ["done"]
 
 
 def test_no_transaction_statement_is_retried_from_where_it_waited(

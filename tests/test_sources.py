@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from migrator.errors import EXIT_BAD_INPUT, BadInputError, MigrationFileError
+from cli import EXIT_BAD_INPUT, exit_code_of
+from migrator.errors import BadInputError, MigrationFileError
 from migrator.sources import collect, load_directory
 
 
@@ -67,7 +68,7 @@ def test_sql_without_valid_version_is_an_error(name: str, problem: str) -> None:
     assert str(err.value) == (
         f"migration files in v1.0.0 break goose's naming rules: {name}: {problem}"
     )
-    assert err.value.exit_code == EXIT_BAD_INPUT
+    assert exit_code_of(err.value) == EXIT_BAD_INPUT
 
 
 def test_plus_sign_is_accepted_like_go_parseint() -> None:
@@ -114,7 +115,7 @@ def test_load_directory_rejects_a_missing_or_non_directory(tmp_path: Path) -> No
     afile.write_text("")
     with pytest.raises(BadInputError) as err:
         load_directory(afile)
-    assert err.value.exit_code == EXIT_BAD_INPUT
+    assert exit_code_of(err.value) == EXIT_BAD_INPUT
 
 
 def test_empty_directory_gives_no_migrations(tmp_path: Path) -> None:

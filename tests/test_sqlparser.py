@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from migrator.errors import EXIT_BLOCKED, SQLParseError
+from cli import EXIT_BLOCKED, exit_code_of
+from migrator.errors import SQLParseError
 from migrator.sqlparser import ParsedSQL, ends_with_semicolon, go_trim_space, parse_sql
 
 F = "00001_x.sql"
@@ -431,7 +432,7 @@ def test_errors_name_file_and_line(text: str, direction: str, message: str) -> N
     with pytest.raises(SQLParseError) as err:
         parse_sql(text, filename=F, direction=direction, env=ENV)  # type: ignore[arg-type]
     assert str(err.value) == message
-    assert err.value.exit_code == EXIT_BLOCKED
+    assert exit_code_of(err.value) == EXIT_BLOCKED
 
 
 def test_no_transaction_anywhere_applies_to_both_directions() -> None:

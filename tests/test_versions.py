@@ -8,6 +8,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from cli import exit_code_of
 from migrator.database import connect, redact_url
 from migrator.errors import BadInputError, MigratorError
 from migrator.versions import VersionRow, applied_versions, current_version, read_version_rows
@@ -101,7 +102,7 @@ def test_database_without_version_table_is_bad_input_and_is_not_created(
         with pytest.raises(BadInputError) as err:
             read_version_rows(conn)
         exists = conn.execute("SELECT to_regclass('goose_db_version')").fetchone()
-    assert err.value.exit_code == 2
+    assert exit_code_of(err.value) == 2
     assert "not a goose-managed" in str(err.value)
     assert exists == (None,)
 
@@ -146,7 +147,7 @@ def test_read_only_connection_cannot_write(database_url: str) -> None:
 def test_malformed_url_is_bad_input_without_password(url: str) -> None:
     with pytest.raises(BadInputError) as err:
         connect(url)
-    assert err.value.exit_code == 2
+    assert exit_code_of(err.value) == 2
     assert "s3cretpw" not in str(err.value)
 
 
@@ -154,7 +155,7 @@ def test_unreachable_server_fails_with_exit_1_without_password() -> None:
     # Port 1 on loopback: nothing listens there, the connection is refused at once.
     with pytest.raises(MigratorError) as err:
         connect("postgresql://hatchet:s3cretpw@127.0.0.1:1/hatchet?connect_timeout=2")
-    assert err.value.exit_code == 1
+    assert exit_code_of(err.value) == 1
     assert "s3cretpw" not in str(err.value)
     assert "127.0.0.1" in str(err.value)
 
