@@ -25,7 +25,7 @@ from resolver.errors import NetworkError, ResolverError
 from resolver.gitblob import git_blob_sha
 from resolver.http import GitHubHTTP
 from resolver.models import RemoteFile
-from resolver.refs import offline_miss
+from resolver.refs import graphql_objects, offline_miss
 
 GRAPHQL_BATCH = 100
 DEFAULT_WORKERS = 32
@@ -53,7 +53,6 @@ class ContentFetcher:
         self._http = http
         self._cache = cache
         self._repo = repo
-        self._owner, _, self._name = repo.partition("/")
         self._path = path.strip("/")
         self._offline = offline
         self._workers = max(1, max_workers)
@@ -90,23 +89,16 @@ class ContentFetcher:
         return found
 
     def _graphql_batch(self, commit: str, files: Sequence[RemoteFile]) -> dict[str, bytes]:
-        fields = "\n".join(
+        fields = [
             f"f{i}: object(expression: {json.dumps(f'{commit}:{self._file_path(f.name)}')}) "
             "{ ... on Blob { oid byteSize isTruncated text } }"
             for i, f in enumerate(files)
-        )
-        query = (
-            f"query {{ repository(owner: {json.dumps(self._owner)}, "
-            f"name: {json.dumps(self._name)}) {{\n{fields}\n}} }}"
-        )
-        try:
-            document = self._http.graphql(query)
-        except NetworkError:
-            return {}  # GraphQL is an optimisation: REST fetches whatever it did not deliver
-        repository = _dig(document, "data", "repository")
+        ]
+        answer = graphql_objects(self._http, self._repo, fields)
         found: dict[str, bytes] = {}
-        if not isinstance(repository, dict):
-            return found
+        if answer is None:
+            return found  # GraphQL is an optimisation: REST fetches whatever it did not deliver
+        repository = answer[0]
         for i, item in enumerate(files):
             blob = repository.get(f"f{i}")
             if not isinstance(blob, dict) or blob.get("isTruncated") is not False:
@@ -179,11 +171,3 @@ class ContentFetcher:
                         pending.cancel()
                     raise error
             return [future.result() for future in futures]
-
-
-def _dig(document: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(document, dict):
-            return None
-        document = document.get(key)
-    return document

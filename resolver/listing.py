@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -65,7 +65,7 @@ from resolver.gitblob import (
 )
 from resolver.http import GitHubHTTP
 from resolver.models import RemoteFile, migration_name
-from resolver.refs import graphql_objects, offline_miss
+from resolver.refs import Lookup, graphql_batches, offline_miss
 
 OBJECT_MEDIA_TYPE = "application/vnd.github.object+json"
 PREFETCH_BATCH = 250
@@ -328,48 +328,44 @@ class DirectoryLister:
             todo.append(commit)
         if self._offline or not todo:
             return
+
+        def tree_at(commit: str) -> str:
+            where = json.dumps(f"{commit}:{self._path}")
+            return f"object(expression: {where}) {{ ... on Tree {{ oid }} }}"
+
+        def entries(tree: str) -> str:
+            return (
+                f"object(oid: {json.dumps(tree)}) "
+                "{ ... on Tree { entries { name mode oid type size } } }"
+            )
+
         tree_of: dict[str, str] = {}
-        for start in range(0, len(todo), PREFETCH_BATCH):
-            chunk = todo[start : start + PREFETCH_BATCH]
-            fields = [
-                f"c{i}: object(expression: {json.dumps(f'{commit}:{self._path}')}) "
-                "{ ... on Tree { oid } }"
-                for i, commit in enumerate(chunk)
-            ]
-            answer = self._graphql(fields)
+        for answer in self._graphql(todo, tree_at, PREFETCH_BATCH, "c"):
             if answer is None:
                 return
-            objects, clean = answer
-            for i, commit in enumerate(chunk):
-                item = objects.get(f"c{i}")
+            looked_up, clean = answer
+            for commit, item, named in looked_up:
                 oid = item.get("oid") if isinstance(item, dict) else None
                 if isinstance(oid, str) and is_sha(oid):
                     tree_of[commit] = oid
-                elif item is None and clean and f"c{i}" in objects:
+                elif item is None and clean and named:
                     self._cache.write_json(self._key(commit), {"missing": True})
-        trees = sorted(set(tree_of.values()))
         verified: dict[str, TreeListing] = {}
-        for start in range(0, len(trees), TREES_BATCH):
-            chunk = trees[start : start + TREES_BATCH]
-            fields = [
-                f"t{i}: object(oid: {json.dumps(tree)}) "
-                "{ ... on Tree { entries { name mode oid type size } } }"
-                for i, tree in enumerate(chunk)
-            ]
-            answer = self._graphql(fields)
+        for answer in self._graphql(sorted(set(tree_of.values())), entries, TREES_BATCH, "t"):
             if answer is None:
                 break
-            objects, _clean = answer
-            for i, tree in enumerate(chunk):
-                listing = _graphql_tree(tree, objects.get(f"t{i}"))
+            for tree, item, _named in answer[0]:
+                listing = _graphql_tree(tree, item)
                 if listing is not None and listing.problem() is None:
                     verified[tree] = listing
         for commit, tree in tree_of.items():
             if tree in verified:
                 self._cache.write_json(self._key(commit), verified[tree].to_json())
 
-    def _graphql(self, fields: Sequence[str]) -> tuple[dict[str, Any], bool] | None:
-        return graphql_objects(self._http, self._repo, fields)
+    def _graphql(
+        self, items: Sequence[str], lookup: Callable[[str], str], batch: int, alias: str
+    ) -> Iterator[tuple[list[Lookup[str]], bool] | None]:
+        return graphql_batches(self._http, self._repo, items, lookup, batch=batch, alias=alias)
 
     def _key(self, commit: str) -> str:
         return f"listing/{commit}-" + hashlib.sha256(self._path.encode()).hexdigest()[:16]

@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from resolver.cache import Cache
@@ -79,6 +79,36 @@ def graphql_objects(
     if not isinstance(repository, dict):
         return None
     return repository, not document.get("errors")
+
+
+T = TypeVar("T")
+Lookup = tuple[T, Any, bool]
+"""An item, what its aliased ``object`` lookup answered (None: nothing), and whether the answer
+named the alias at all."""
+
+
+def graphql_batches(
+    http: GitHubHTTP,
+    repo: str,
+    items: Sequence[T],
+    lookup: Callable[[T], str],
+    *,
+    batch: int,
+    alias: str = "o",
+) -> Iterator[tuple[list[Lookup[T]], bool] | None]:
+    """``object`` lookups for ``items`` (``lookup`` gives each one's ``object(...) {...}``,
+    named ``alias`` + index), ``batch`` per GraphQL query: per query, each item with its
+    answer, and whether the answer carried no errors; ``None`` for a query that failed (the
+    caller decides whether to go on: stopping the iteration sends no further query)."""
+    for start in range(0, len(items), batch):
+        chunk = items[start : start + batch]
+        named = [(f"{alias}{i}", item) for i, item in enumerate(chunk)]
+        answer = graphql_objects(http, repo, [f"{name}: {lookup(item)}" for name, item in named])
+        if answer is None:
+            yield None
+            continue
+        objects, clean = answer
+        yield [(item, objects.get(name), name in objects) for name, item in named], clean
 
 
 def offline_miss(what: str) -> CacheMissError:
@@ -237,19 +267,17 @@ class RefDirectory:
         todo = list({t.sha: t for t in todo}.values())
         if self._offline:
             return
-        for start in range(0, len(todo), batch):
-            chunk = todo[start : start + batch]
-            fields = [
-                f"t{i}: object(oid: {json.dumps(t.sha)}) "
+
+        def peel(tag: TagRef) -> str:
+            return (
+                f"object(oid: {json.dumps(tag.sha)}) "
                 "{ ... on Tag { target { __typename oid } } }"
-                for i, t in enumerate(chunk)
-            ]
-            answer = graphql_objects(self._http, self._repo, fields)
+            )
+
+        for answer in graphql_batches(self._http, self._repo, todo, peel, batch=batch, alias="t"):
             if answer is None:
                 return
-            objects, _clean = answer
-            for i, tag in enumerate(chunk):
-                item = objects.get(f"t{i}")
+            for tag, item, _named in answer[0]:
                 target = item.get("target") if isinstance(item, dict) else None
                 oid = target.get("oid") if isinstance(target, dict) else None
                 kind = target.get("__typename") if isinstance(target, dict) else None
@@ -317,19 +345,15 @@ class RefDirectory:
         todo = [c for c in dict.fromkeys(commits) if is_sha(c) and not self.cached_commit_date(c)]
         if self._offline:
             return
-        for start in range(0, len(todo), batch):
-            chunk = todo[start : start + batch]
-            fields = [
-                f"d{i}: object(oid: {json.dumps(c)}) {{ ... on Commit {{ oid committedDate }} }}"
-                for i, c in enumerate(chunk)
-            ]
-            answer = graphql_objects(self._http, self._repo, fields)
+
+        def dated(commit: str) -> str:
+            return f"object(oid: {json.dumps(commit)}) {{ ... on Commit {{ oid committedDate }} }}"
+
+        for answer in graphql_batches(self._http, self._repo, todo, dated, batch=batch, alias="d"):
             if answer is None:
                 return
-            objects, _clean = answer
             found: dict[str, str] = {}
-            for i, commit in enumerate(chunk):
-                item = objects.get(f"d{i}")
+            for commit, item, _named in answer[0]:
                 if not isinstance(item, dict) or item.get("oid") != commit:
                     continue
                 date = _utc_stamp(item.get("committedDate"))
