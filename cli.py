@@ -10,7 +10,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -1055,7 +1055,6 @@ def _downgrade(
         DirectorySupplier,
         MigrationSupplier,
         Target,
-        execute_downgrade,
         prepare_downgrade,
         refuse_live_sessions,
     )
@@ -1150,7 +1149,7 @@ def _downgrade(
         size = pg_dump_backup(url, backup)
         _progress(f"backup written: {backup} ({size:,} bytes)")
     try:
-        result = _run(prepared, execute_downgrade, run_options)
+        result = _run(prepared, run_options)
     except MigratorError as exc:  # refused before the first step, or stopped part-way
         if json_out:
             # Scripts still get each step's status and where the database is: from the error.
@@ -1570,17 +1569,17 @@ def _step_progress(plan: Plan, label: str = "") -> Iterator[EventCallback]:
                 bar.update(task, description=f"{label}stopped: {len(done)} of {total} reverted")
 
 
-def _run(
-    prepared: PreparedDowngrade,
-    execute: Callable[..., RunResult],
-    run_options: dict[str, Any],
-) -> RunResult:
+def _run(prepared: PreparedDowngrade, run_options: dict[str, Any]) -> RunResult:
     """The real run, with per-step progress and a closing line on stderr."""
+    from migrator.commands import execute_downgrade
+
     assert prepared.plan is not None
     plan = prepared.plan
     started = time.monotonic()
     with _step_progress(plan) as on_event:
-        result = execute(prepared, run_options=run_options, on_event=on_event, on_notice=_progress)
+        result = execute_downgrade(
+            prepared, run_options=run_options, on_event=on_event, on_notice=_progress
+        )
     done = sum(1 for s in result.steps if s.status == "done")
     _progress(
         f"done: {plan.from_version} -> {result.final_version}, {done} step(s) reverted "

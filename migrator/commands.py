@@ -82,7 +82,6 @@ class PreparedDowngrade:
 
     url: str
     target: Target
-    rows: list[VersionRow]
     current: int
     dbname: str
     sessions: list[SessionInfo]
@@ -135,7 +134,6 @@ def prepare_downgrade(
         prepared = PreparedDowngrade(
             url=url,
             target=target,
-            rows=rows,
             current=current_version(rows),
             dbname=conn.info.dbname,
             sessions=other_sessions(conn),
@@ -201,7 +199,6 @@ def execute_downgrade(
 class DatabaseStatus:
     """What ``status`` reads from the database (read-only)."""
 
-    rows: list[VersionRow]
     current: int
     applied: list[int]
     sessions: list[SessionInfo]
@@ -214,7 +211,6 @@ def read_status(url: str) -> DatabaseStatus:
     with connect(url, read_only=True) as conn:
         rows = read_version_rows(conn)
         return DatabaseStatus(
-            rows=rows,
             current=current_version(rows),
             applied=[v for v in applied_versions(rows) if v != 0],
             sessions=other_sessions(conn),

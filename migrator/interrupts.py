@@ -79,7 +79,8 @@ def _handler(signum: int, _frame: FrameType | None) -> None:
 
 
 def _ours_to_replace(current: Any) -> bool:
-    return current in (signal.SIG_DFL, signal.default_int_handler, _handler)
+    """The default handlers only: one someone else installed (nohup's SIG_IGN) stays."""
+    return current in (signal.SIG_DFL, signal.default_int_handler)
 
 
 @contextmanager
@@ -93,7 +94,7 @@ def signals_raise() -> Iterator[None]:
         _state.arrived.clear()
     for sig in SIGNALS:
         current = signal.getsignal(sig)
-        if current is not _handler and _ours_to_replace(current):
+        if _ours_to_replace(current):
             previous[sig] = signal.signal(sig, _handler)
     _state.depth += 1
     try:

@@ -651,14 +651,8 @@ def _interrupted(run: _Run | None, signum: int, total: int) -> RunInterrupted:
             signum,
         )
     step = run.current
-    stop = _stop_point(run, None, step=step)
-    stop = StopPoint(
-        final_version=stop.final_version,
-        step=stop.step,
-        statement=run.progress.statement or None if run.progress else None,
-        applied=stop.applied,
-        reverted=stop.reverted,
-    )
+    running = run.progress.statement if run.progress is not None else 0
+    stop = _stop_point(run, None, step=step, statement=running or None)
     at = f"version {stop.final_version}" if stop.final_version is not None else "an unread version"
     parts = [f"stopped by {name}"]
     if step is None or step.status == "done":

@@ -19,7 +19,7 @@ import sys
 import time
 import traceback
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,7 +190,7 @@ def goose_locks_held(url: str) -> int:
 
 
 @contextmanager
-def copies_of(server_url: str, template_url: str) -> Iterator[callable]:  # type: ignore[valid-type]
+def copies_of(server_url: str, template_url: str) -> Iterator[Callable[[], str]]:
     """Databases made as copies of ``template_url``'s database; all dropped at the end."""
     made: list[str] = []
     template = psycopg.conninfo.conninfo_to_dict(template_url)["dbname"]
