@@ -212,10 +212,16 @@ GitDir = Annotated[
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    from migrator.database import scrub_message  # no password, in any form, in any message
-
-    typer.echo(_shorten_inputs(scrub_message(f"error: {message}")), err=True)
+    typer.echo(_shown(f"error: {message}"), err=True)
     raise typer.Exit(code)
+
+
+def _shown(message: str) -> str:
+    """``message`` as it may be shown: no password, in any form, and long inputs cut short. The
+    scrub comes last too: the shortening adds text ("... (N characters)") a password could be."""
+    from migrator.database import scrub_message
+
+    return scrub_message(_shorten_inputs(scrub_message(message)))
 
 
 # An input longer than _LONG_INPUT characters is echoed as its first _SHOWN_CHARS and "...";
@@ -1878,8 +1884,6 @@ def main() -> None:
     place: they are shown through the same redaction and shortening as the tool's errors."""
     from io import StringIO
 
-    from migrator.database import scrub_message
-
     _remember_inputs(sys.argv[1:])
     try:
         code = app(standalone_mode=False)
@@ -1890,7 +1894,7 @@ def main() -> None:
             show(file=shown)
         else:
             shown.write(f"Error: {exc.format_message()}\n")
-        typer.echo(_shorten_inputs(scrub_message(shown.getvalue())), err=True, nl=False)
+        typer.echo(_shown(shown.getvalue()), err=True, nl=False)
         sys.exit(exc.exit_code)
     except typer.Abort:
         typer.echo("Aborted!", err=True)

@@ -28,10 +28,6 @@ from migrator.versions import VERSION_TABLE
 
 __all__ = ["ScriptSettings", "sql_script", "version_row_delete"]
 
-# How often the lock is tried, as goose_lock's default poll interval.
-_LOCK_POLL_SECONDS = 5
-
-
 @dataclass(frozen=True)
 class ScriptSettings:
     """The run options the script bakes in (defaults: the tool's, see ``run_plan``)."""
@@ -42,6 +38,8 @@ class ScriptSettings:
     """``--ddl-lock-timeout``: PostgreSQL ``lock_timeout`` per statement (0: wait forever)."""
     statement_timeout: float = 0.0
     """``--statement-timeout``: PostgreSQL ``statement_timeout`` per statement (0: none)."""
+    lock_poll: float = 5.0
+    """Seconds between tries of the lock, as ``goose_lock``'s default poll interval."""
 
 
 def version_row_delete(version: int) -> str:
@@ -74,6 +72,7 @@ def _ids_array() -> str:
 
 def _prelude(settings: ScriptSettings) -> str:
     wait = max(settings.lock_wait, 0.0)
+    poll = max(settings.lock_poll, 0.01)
     return "\n".join(
         [
             _comment("psql: stop at the first error; outside BEGIN/COMMIT each statement commits"),
@@ -101,7 +100,7 @@ def _prelude(settings: ScriptSettings) -> str:
             "$$;",
             _comment(
                 f"goose's migration lock, both ids (every Hatchet version's hatchet-migrate),\n"
-                f"tried every {_LOCK_POLL_SECONDS} s for up to {wait:g} s (--lock-timeout); held "
+                f"tried every {poll:g} s for up to {wait:g} s (--lock-timeout); held "
                 "to the end of the script"
             ),
             "DO $$",
@@ -139,7 +138,7 @@ def _prelude(settings: ScriptSettings) -> str:
             "    END IF;",
             "    RAISE NOTICE 'waiting for goose''s migration lock, held by %', "
             "coalesce(holders, '?');",
-            f"    PERFORM pg_sleep(least({_LOCK_POLL_SECONDS}, "
+            f"    PERFORM pg_sleep(least({poll:g}, "
             "extract(epoch FROM deadline - clock_timestamp())));",
             "  END LOOP;",
             "END",

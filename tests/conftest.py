@@ -473,6 +473,15 @@ def partitioned(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return database_url
 
 
+@pytest.fixture(autouse=True)
+def no_secrets_from_earlier_tests() -> None:
+    """The secrets an in-process command remembered stay for its error message (a process runs
+    one command); a later test in this process must not have its own output masked by them."""
+    from migrator.database import forget_secrets
+
+    forget_secrets()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def typer_command_built_once() -> Iterator[None]:
     """typer rebuilds the click command from the app's function signatures on every call (about

@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from psycopg.conninfo import conninfo_to_dict
 from typer.testing import CliRunner, Result
@@ -237,6 +237,9 @@ _counter = iter(range(10**9))
     command=st.sampled_from(sorted(COMMANDS)),
     flag=st.booleans(),
 )
+# Found by hypothesis: a password that is one space, echoed by the "... (N characters)" a long
+# input is shortened to, after the scrub had run.
+@example(password=" ", form="url_raw", scenario="multi_host", command="backup_fails", flag=False)
 def test_password_never_printed(
     world: World, password: str, form: str, scenario: str, command: str, flag: bool
 ) -> None:

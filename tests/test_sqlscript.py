@@ -321,17 +321,17 @@ def test_the_script_waits_for_the_lock_and_holds_both_ids_while_it_runs(
     )
     with psycopg.connect(database_url, autocommit=True) as holder:
         holder.execute("SELECT pg_advisory_lock(%s)", (GOOSE_LOCK_IDS[0],))
-        timer = threading.Timer(1.0, lambda: holder.execute("SELECT pg_advisory_unlock_all()"))
+        timer = threading.Timer(0.5, lambda: holder.execute("SELECT pg_advisory_unlock_all()"))
         started = time.monotonic()
         timer.start()
         try:
-            done = psql(database_url, sql_script(plan, ScriptSettings(lock_wait=60)))
+            done = psql(database_url, sql_script(plan, ScriptSettings(lock_wait=60, lock_poll=0.2)))
         finally:
             timer.join()
         took = time.monotonic() - started
     assert done.returncode == 0, done.stderr
     assert "waiting for goose's migration lock" in done.stderr
-    assert 1.0 <= took < 30
+    assert 0.5 <= took < 30
     with psycopg.connect(database_url) as conn:
         held = {int(r[0]) for r in conn.execute("SELECT id FROM held")}
     assert held == set(GOOSE_LOCK_IDS)
