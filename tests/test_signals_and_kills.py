@@ -20,6 +20,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -283,18 +284,18 @@ def test_a_signal_in_a_no_transaction_step_lets_the_statement_finish_and_the_rer
     path.write_text(path.read_text().replace("SELECT pg_sleep(0.1);", "SELECT pg_sleep(1.5);", 1))
     apply_up(database_url, directory)
     with copies_of(pg_server_url, database_url) as copy:
+        # The uninterrupted run, on a copy, alongside the interrupted one.
         reference = copy()
-        code, _out, err = start_cli(
-            downgrade_args(reference, directory), _env(tmp_path), tmp_path
-        ).wait()
+        whole = start_cli(downgrade_args(reference, directory), _env(tmp_path), tmp_path)
+        child = start_cli(downgrade_args(database_url, directory), _env(tmp_path), tmp_path)
+        _until_running(database_url, "pg_sleep(1.5)", child)
+        started = time.monotonic()
+        os.kill(child.pid, signal.SIGTERM)
+        code, _out, err = whole.wait()
         assert code == 0, err
         expected = snapshot(reference)
     assert expected["journal_schema"] == (0,)  # a finished run leaves no journal behind
 
-    child = start_cli(downgrade_args(database_url, directory), _env(tmp_path), tmp_path)
-    _until_running(database_url, "pg_sleep(1.5)", child)
-    started = time.monotonic()
-    os.kill(child.pid, signal.SIGTERM)
     code, _out, err = child.wait()
     assert code == 143, err
     assert time.monotonic() - started > 0.5  # the sleeping statement was let finish
@@ -322,29 +323,40 @@ def test_a_signal_in_a_no_transaction_step_lets_the_statement_finish_and_the_rer
 def test_twenty_sigkills_at_random_points_each_rerun_ends_like_an_uninterrupted_run(
     database_url: str, tmp_path: Path, pg_server_url: str
 ) -> None:
+    """Twenty runs, each killed at a random point, then run again. The steps mostly sleep on the
+    server, so the runs go four at a time, each on its own copy (made in the background while
+    the runs before it go on); the kill points are drawn per run from the whole run's time."""
     directory = long_history(tmp_path)
     apply_up(database_url, directory)
     env = _env(tmp_path)
     rng = random.Random(20261201)
-    with copies_of(pg_server_url, database_url) as copy:
+    kills, together = 20, 4
+    with copies_of(pg_server_url, database_url) as copy, ThreadPoolExecutor(1) as maker:
         reference = copy()
         started = time.monotonic()
         code, _out, err = start_cli(downgrade_args(reference, directory), env, tmp_path).wait()
         whole = time.monotonic() - started
         assert code == 0, err
         expected = snapshot(reference)
+        made = [maker.submit(copy) for _ in range(kills)]
 
         journaled = 0
-        for _ in range(20):
-            url = copy()
-            child = start_cli(downgrade_args(url, directory), env, tmp_path)
-            time.sleep(rng.uniform(0.3 * whole, whole))  # mostly while steps run
-            os.kill(child.pid, signal.SIGKILL)
-            child.wait()
-            journaled += bool(journal_rows(url))
-            code, _out, err = start_cli(downgrade_args(url, directory), env, tmp_path).wait()
-            assert code == 0, err
-            assert snapshot(url) == expected
+        for first in range(0, kills, together):
+            urls = [m.result() for m in made[first : first + together]]
+            delays = [rng.uniform(0.3 * whole, whole) for _ in urls]  # mostly while steps run
+            begun = time.monotonic()
+            children = [start_cli(downgrade_args(url, directory), env, tmp_path) for url in urls]
+            for delay, child in sorted(zip(delays, children, strict=True), key=lambda p: p[0]):
+                time.sleep(max(0.0, begun + delay - time.monotonic()))
+                os.kill(child.pid, signal.SIGKILL)
+            for child in children:
+                child.wait()
+            journaled += sum(bool(journal_rows(url)) for url in urls)
+            reruns = [start_cli(downgrade_args(url, directory), env, tmp_path) for url in urls]
+            for url, rerun in zip(urls, reruns, strict=True):
+                code, _out, err = rerun.wait()
+                assert code == 0, err
+                assert snapshot(url) == expected
     # The kills landed inside NO TRANSACTION steps too, where the journal matters.
-    print(f"kills inside a NO TRANSACTION step: {journaled} of 20; whole run {whole:.2f}s")
+    print(f"kills inside a NO TRANSACTION step: {journaled} of {kills}; whole run {whole:.2f}s")
     assert journaled >= 3, journaled
