@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from migrator.catalog import ConnectionCatalog
-from migrator.database import APPLICATION_NAME, SessionInfo, connect, other_sessions
+from migrator.database import APPLICATION_NAME, connect, other_sessions
 from migrator.journal import Interrupted, read_journal
 from migrator.plan import Plan
 from migrator.planner import PlanOptions, build_plan, versions_to_revert
 from migrator.profile import Catalog, Profile
 from migrator.rehearsal import Leftover, find_leftovers
 from migrator.runner import EventCallback, NoticeCallback, RunResult, refuse_sessions, run_plan
+from migrator.sessions import Session
 from migrator.sources import MigrationFile, load_directory
 from migrator.versions import VersionRow, applied_versions, current_version, read_version_rows
 
@@ -84,7 +85,7 @@ class PreparedDowngrade:
     target: Target
     current: int
     dbname: str
-    sessions: list[SessionInfo]
+    sessions: list[Session]
     interrupted: Interrupted
     plan: Plan | None = None
     """None when there is nothing to do (the target is not below the current version)."""
@@ -201,7 +202,7 @@ class DatabaseStatus:
 
     current: int
     applied: list[int]
-    sessions: list[SessionInfo]
+    sessions: list[Session]
     leftovers: list[Leftover]
     interrupted: Interrupted
 

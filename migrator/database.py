@@ -24,12 +24,11 @@ import os
 import re
 import sys
 from collections.abc import Collection, Iterable, Iterator
-from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO, cast
 from urllib.parse import quote, quote_plus, unquote
 
 from migrator.errors import BadInputError, MigratorError
+from migrator.sessions import ACTIVITY_COLUMNS, Session
 
 if TYPE_CHECKING:
     import psycopg
@@ -469,48 +468,20 @@ def connect(url: str, *, read_only: bool = False) -> psycopg.Connection[Any]:
     return conn
 
 
-@dataclass(frozen=True)
-class SessionInfo:
-    """Another client session connected to the same database (a row of ``pg_stat_activity``)."""
-
-    pid: int
-    user: str | None
-    application_name: str
-    client_addr: str | None
-    state: str | None
-    backend_start: datetime | None
-
-    def describe(self) -> str:
-        """One line for a message: pid, user, application and client address."""
-        app = self.application_name or "(no application_name)"
-        where = self.client_addr or "local socket"
-        return f"pid {self.pid} user {self.user or '?'} application {app} from {where}"
-
-
 def other_sessions(
     conn: psycopg.Connection[Any], *, exclude_pids: Collection[int] = ()
-) -> list[SessionInfo]:
+) -> list[Session]:
     """Client sessions on this connection's database, except this one and ``exclude_pids``."""
     rows = conn.execute(
-        """
-        SELECT pid, usename, application_name, host(client_addr), state, backend_start
-        FROM pg_stat_activity
-        WHERE backend_type = 'client backend'
-          AND datname = current_database()
-          AND pid <> pg_backend_pid()
-          AND NOT (pid = ANY(%s))
-        ORDER BY backend_start NULLS LAST, pid
+        f"""
+        SELECT {ACTIVITY_COLUMNS}
+        FROM pg_stat_activity a
+        WHERE a.backend_type = 'client backend'
+          AND a.datname = current_database()
+          AND a.pid <> pg_backend_pid()
+          AND NOT (a.pid = ANY(%s))
+        ORDER BY a.backend_start NULLS LAST, a.pid
         """,
         (list(exclude_pids),),
     ).fetchall()
-    return [
-        SessionInfo(
-            pid=int(pid),
-            user=user,
-            application_name=app or "",
-            client_addr=addr,
-            state=state,
-            backend_start=started,
-        )
-        for pid, user, app, addr, state, started in rows
-    ]
+    return [Session.from_row(row) for row in rows]

@@ -2,9 +2,8 @@
 
 :func:`migrator.lock.goose_lock` tries the lock every few seconds. Between tries it reports a
 :class:`GooseLockWait`: how long it has waited, how much longer it will, and the sessions that
-hold either goose lock id (``pg_locks`` joined with ``pg_stat_activity``). PostgreSQL does not
-record when a session-level advisory lock was granted, so a holder is dated by its session
-start (``backend_start``) and its current state (``state_change``).
+hold either goose lock id (``pg_locks`` joined with ``pg_stat_activity``, as
+:class:`migrator.sessions.Session` values, dated by their session start).
 
 The callback is passed to ``goose_lock`` as ``on_wait``, or installed for a block with
 :func:`reporting_lock_waits` (the CLI wraps a whole run in it, without threading the callback
@@ -17,14 +16,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import psycopg
 
+from migrator.sessions import ACTIVITY_COLUMNS, Session, duration
+
 __all__ = [
     "GooseLockWait",
-    "LockHolder",
     "LockWaitCallback",
     "lock_wait_callback",
     "read_holders",
@@ -33,9 +32,8 @@ __all__ = [
 
 # Sessions other than this one holding any of the given advisory lock ids (bigint keys, split
 # by pg_locks into classid, the high 32 bits, and objid, the low 32 bits, with objsubid = 1).
-_HOLDERS_SQL = """
-SELECT DISTINCT ON (l.pid) l.pid, a.application_name, a.usename, host(a.client_addr),
-       a.backend_start, a.state, a.state_change, now()
+_HOLDERS_SQL = f"""
+SELECT DISTINCT ON (l.pid) {ACTIVITY_COLUMNS}
 FROM pg_catalog.pg_locks l
 LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
 WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
@@ -44,55 +42,6 @@ WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
   AND l.pid <> pg_backend_pid()
 ORDER BY l.pid
 """
-
-
-def _clock(moment: datetime) -> str:
-    zone = moment.tzname()
-    return moment.strftime("%Y-%m-%d %H:%M:%S") + (f" {zone}" if zone else "")
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(seconds, 0.0)
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-@dataclass(frozen=True)
-class LockHolder:
-    """A session holding a goose lock id; fields PostgreSQL hides from this role are None."""
-
-    pid: int
-    application_name: str | None
-    user: str | None
-    client_addr: str | None
-    backend_start: datetime | None
-    state: str | None
-    state_change: datetime | None
-    observed_at: datetime | None
-
-    @classmethod
-    def from_row(cls, row: Sequence[Any]) -> LockHolder:
-        pid, app, user, addr, started, state, changed, now = row
-        return cls(int(pid), app or None, user, addr, started, state, changed, now)
-
-    def describe(self) -> str:
-        """``pid 42 (application hatchet-migrate, user hatchet, from 10.0.0.5), session started
-        2026-08-21 12:00:01 UTC (3 min ago), active``"""
-        who = (
-            f"pid {self.pid} (application {self.application_name or '(none)'}, "
-            f"user {self.user or '?'}, from {self.client_addr or 'local socket'})"
-        )
-        if self.backend_start is not None:
-            who += f", session started {_clock(self.backend_start)}"
-            if self.observed_at is not None:
-                ago = (self.observed_at - self.backend_start).total_seconds()
-                who += f" ({_duration(ago)} ago)"
-        if self.state:
-            who += f", {self.state}"
-        return who
 
 
 @dataclass(frozen=True)
@@ -104,7 +53,7 @@ class GooseLockWait:
     timeout: float
     """How long the wait may last in all (``--lock-timeout``)."""
     poll_interval: float
-    holders: tuple[LockHolder, ...] = ()
+    holders: tuple[Session, ...] = ()
     taken: bool = False
     """The lock was taken (after ``waited`` seconds); ``holders`` is then empty."""
 
@@ -118,14 +67,14 @@ class GooseLockWait:
     def describe(self) -> str:
         """One line for a person."""
         if self.taken:
-            return f"took the goose migration lock after waiting {_duration(self.waited)}"
+            return f"took the goose migration lock after waiting {duration(self.waited)}"
         if self.holders:
             who = "held by " + "; ".join(h.describe() for h in self.holders)
         else:
             who = "its holder let go before it could be seen"
         return (
-            f"waiting for the goose migration lock, {who}: waited {_duration(self.waited)}, "
-            f"gives up in {_duration(self.remaining)} (--lock-timeout {self.timeout:g}), "
+            f"waiting for the goose migration lock, {who}: waited {duration(self.waited)}, "
+            f"gives up in {duration(self.remaining)} (--lock-timeout {self.timeout:g}), "
             f"trying again every {self.poll_interval:g} s"
         )
 
@@ -151,11 +100,11 @@ def reporting_lock_waits(callback: LockWaitCallback) -> Iterator[None]:
         _CALLBACK.reset(token)
 
 
-def read_holders(conn: psycopg.Connection[Any], lock_ids: Sequence[int]) -> tuple[LockHolder, ...]:
+def read_holders(conn: psycopg.Connection[Any], lock_ids: Sequence[int]) -> tuple[Session, ...]:
     """The sessions other than ``conn``'s holding any of ``lock_ids``; empty when that cannot be
     read (the wait goes on either way)."""
     try:
         rows = conn.execute(_HOLDERS_SQL, ([int(i) for i in lock_ids],)).fetchall()
     except psycopg.Error:
         return ()
-    return tuple(LockHolder.from_row(row) for row in rows)
+    return tuple(Session.from_row(row) for row in rows)

@@ -14,15 +14,16 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import psycopg
 
-__all__ = ["Blocker", "LockWait", "WaitObserver", "WaitSample", "probable_blockers"]
+from migrator.sessions import ACTIVITY_COLUMNS, Session
+
+__all__ = ["LockWait", "WaitObserver", "WaitSample", "probable_blockers"]
 
 # The lock ``pid`` is queued for and who blocks it; now() to tell how long they have held it.
-_WAIT_SQL = """
+_WAIT_SQL = f"""
 SELECT w.locktype, w.mode,
        CASE
          WHEN w.locktype IN ('relation', 'tuple', 'page') AND c.oid IS NOT NULL THEN
@@ -41,8 +42,7 @@ SELECT w.locktype, w.mode,
            coalesce(pg_catalog.pg_describe_object(w.classid, w.objid, w.objsubid), 'an object')
          ELSE w.locktype
        END AS target,
-       a.pid, a.usename, a.application_name, host(a.client_addr), a.state,
-       a.state_change, a.xact_start, now()
+       {ACTIVITY_COLUMNS}
 FROM pg_catalog.pg_locks w
 LEFT JOIN pg_catalog.pg_class c
        ON w.locktype IN ('relation', 'tuple', 'page') AND c.oid = w.relation
@@ -54,9 +54,8 @@ ORDER BY a.xact_start NULLS LAST, a.pid
 """
 
 # After the fact: sessions in an open transaction holding locks on this database.
-_PROBABLE_SQL = """
-SELECT a.pid, a.usename, a.application_name, host(a.client_addr), a.state,
-       a.state_change, a.xact_start, now()
+_PROBABLE_SQL = f"""
+SELECT {ACTIVITY_COLUMNS}
 FROM pg_catalog.pg_stat_activity a
 WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() AND NOT (a.pid = ANY(%s))
   AND a.xact_start IS NOT NULL
@@ -67,54 +66,6 @@ LIMIT 5
 """
 
 
-def _clock(moment: datetime) -> str:
-    zone = moment.tzname()
-    return moment.strftime("%H:%M:%S") + (f" {zone}" if zone else "")
-
-
-def _ago(moment: datetime | None, now: datetime | None) -> str:
-    if moment is None or now is None:
-        return ""
-    return f" ({max((now - moment).total_seconds(), 0.0):.1f} s)"
-
-
-@dataclass(frozen=True)
-class Blocker:
-    """A session holding (or queued ahead for) the lock a statement waits for."""
-
-    pid: int
-    user: str | None
-    application_name: str
-    client_addr: str | None
-    state: str | None
-    state_change: datetime | None
-    xact_start: datetime | None
-    observed_at: datetime | None
-
-    @classmethod
-    def from_row(cls, row: Sequence[Any]) -> Blocker:
-        pid, user, app, addr, state, changed, xact, now = row
-        return cls(int(pid), user, app or "", addr, state, changed, xact, now)
-
-    def describe(self) -> str:
-        """``pid 123 (application psql, user x, from 10.0.0.5): idle in transaction since ...``"""
-        app = self.application_name or "no application_name"
-        where = self.client_addr or "local socket"
-        text = f"pid {self.pid} (application {app}, user {self.user or '?'}, from {where})"
-        if self.state:
-            text += f": {self.state}"
-            if self.state_change is not None:
-                text += (
-                    f" since {_clock(self.state_change)}{_ago(self.state_change, self.observed_at)}"
-                )
-        if self.xact_start is not None:
-            text += (
-                f", transaction open since {_clock(self.xact_start)}"
-                f"{_ago(self.xact_start, self.observed_at)}"
-            )
-        return text
-
-
 @dataclass(frozen=True)
 class WaitSample:
     """What the run's backend was seen queued for, and the sessions in its way."""
@@ -122,7 +73,7 @@ class WaitSample:
     locktype: str
     mode: str | None
     target: str | None
-    blockers: tuple[Blocker, ...]
+    blockers: tuple[Session, ...]
 
 
 @dataclass(frozen=True)
@@ -139,7 +90,7 @@ class LockWait:
     timeout: float
     mode: str | None
     target: str | None
-    blockers: tuple[Blocker, ...]
+    blockers: tuple[Session, ...]
     observed: bool  # False: the wait was too short to watch; blockers are the likely ones
     retry_in: float | None
 
@@ -155,7 +106,7 @@ class LockWait:
         """``AccessExclusiveLock on table public.x, held by pid ...`` (or the likely holders)."""
         lock = self.mode or "a lock"
         text = f"{lock} on {self.target}" if self.target else lock
-        who = "; ".join(b.describe() for b in self.blockers)
+        who = "; ".join(b.describe_blocking() for b in self.blockers)
         if self.observed:
             return f"{text}, held by {who}" if who else f"{text} (its holder was not seen)"
         if who:
@@ -177,20 +128,20 @@ def _sample_from(rows: Sequence[Sequence[Any]]) -> WaitSample | None:
     if not rows:
         return None
     locktype, mode, target = rows[0][0], rows[0][1], rows[0][2]
-    blockers = tuple(Blocker.from_row(r[3:]) for r in rows if r[3] is not None)
+    blockers = tuple(Session.from_row(r[3:]) for r in rows if r[3] is not None)
     return WaitSample(str(locktype), mode, target, blockers)
 
 
 def probable_blockers(
     conn: psycopg.Connection[Any], exclude_pids: Sequence[int]
-) -> tuple[Blocker, ...]:
+) -> tuple[Session, ...]:
     """Sessions in an open transaction holding relation or object locks (a wait too short to
     watch); empty when that cannot be read."""
     try:
         rows = conn.execute(_PROBABLE_SQL, (list(exclude_pids),)).fetchall()
     except psycopg.Error:
         return ()
-    return tuple(Blocker.from_row(r) for r in rows)
+    return tuple(Session.from_row(r) for r in rows)
 
 
 class WaitObserver:

@@ -32,7 +32,7 @@ from psycopg.pq import TransactionStatus
 
 from migrator import interrupts, journal
 from migrator.catalog import ConnectionCatalog
-from migrator.database import APPLICATION_NAME, SessionInfo, connect, other_sessions
+from migrator.database import APPLICATION_NAME, connect, other_sessions
 from migrator.errors import (
     LockError,
     LockLostError,
@@ -46,6 +46,7 @@ from migrator.lock import HeldLock, goose_lock, refuse_pooler
 from migrator.lockwait import LockWait, WaitObserver, WaitSample, probable_blockers
 from migrator.plan import Plan, Step
 from migrator.profile import Catalog
+from migrator.sessions import Session
 from migrator.versions import (
     VERSION_TABLE,
     VersionRow,
@@ -128,7 +129,7 @@ def _refuse_sessions(conn: psycopg.Connection[Any], exclude: Collection[int], ig
     refuse_sessions(sessions, conn.info.dbname)
 
 
-def refuse_sessions(sessions: Sequence[SessionInfo], dbname: str) -> None:
+def refuse_sessions(sessions: Sequence[Session], dbname: str) -> None:
     """Raise :class:`LockError` (exit 4) when other client sessions are connected."""
     if not sessions:
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import psycopg
@@ -73,7 +74,12 @@ def test_other_sessions_lists_other_clients_only(database_url: str) -> None:
     [session] = sessions
     assert session.application_name == "hatchet-engine"
     assert session.user
-    assert str(session.pid) in session.describe()
+    # The message names the session as the lock waits and DDL waits do, with its age and state.
+    assert re.fullmatch(
+        rf"pid {engine_pid} \(application hatchet-engine, user {re.escape(session.user)}, from "
+        r"[^)]+\), session started \d{4}-\d\d-\d\d \d\d:\d\d:\d\d( \S+)? \(\d+ s ago\), idle",
+        session.describe(),
+    ), session.describe()
 
 
 def test_sessions_on_other_databases_do_not_count(database_url: str, pg_server_url: str) -> None:

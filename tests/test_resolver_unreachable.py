@@ -25,6 +25,7 @@ from cli import app
 from fixtures.github_emulator import Emulator
 from resolver.errors import BadInputError, NetworkError, NotFoundError
 from resolver.http import GitHubHTTP, suggested_api_url
+from tests.e2e_helpers import no_real_sleeps
 
 TOKEN = "ghp_SECRETtoken1234567890"
 
@@ -135,9 +136,9 @@ def test_an_untrusted_certificate_is_named_with_the_way_to_trust_it(tmp_path: Pa
 
 def test_a_server_that_never_answers_is_a_timeout() -> None:
     with tcp_server(None) as port, pytest.raises(NetworkError) as err:
-        client(f"http://127.0.0.1:{port}/api/v3", timeout=0.3).api_get("/repos/o/r/tags")
+        client(f"http://127.0.0.1:{port}/api/v3", timeout=0.1).api_get("/repos/o/r/tags")
     message = str(err.value)
-    assert f"timeout: 127.0.0.1:{port} timed out, no answer within 0.3 s, 3 tries" in message
+    assert f"timeout: 127.0.0.1:{port} timed out, no answer within 0.1 s, 3 tries" in message
     _offline_ways(message)
 
 
@@ -183,7 +184,10 @@ def test_the_token_never_appears_in_a_transport_error() -> None:
     assert TOKEN not in str(err.value)
 
 
-def test_the_cli_says_it_in_one_line_with_exit_1(tmp_path: Path) -> None:
+def test_the_cli_says_it_in_one_line_with_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sleeps = no_real_sleeps(monkeypatch)
     port = _closed_port()
     result = CliRunner().invoke(
         app,
@@ -194,6 +198,7 @@ def test_the_cli_says_it_in_one_line_with_exit_1(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: could not reach 127.0.0.1:")
     assert "connection refused" in lines[0] and "--offline" in lines[0]
+    assert len(sleeps) == 2  # tried 3 times, with a backoff between tries
 
 
 # -- an --api-url that is not the API ------------------------------------------------------------
