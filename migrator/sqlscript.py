@@ -28,6 +28,7 @@ from migrator.versions import VERSION_TABLE
 
 __all__ = ["ScriptSettings", "sql_script", "version_row_delete"]
 
+
 @dataclass(frozen=True)
 class ScriptSettings:
     """The run options the script bakes in (defaults: the tool's, see ``run_plan``)."""

@@ -215,6 +215,58 @@ def no_real_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return sleeps
 
 
+def run_on_a_terminal(
+    argv: Sequence[str],
+    env: dict[str, str],
+    *,
+    stdin_too: bool = False,
+    answer: tuple[bytes, bytes] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 120,
+) -> tuple[int, str]:
+    """Run ``argv`` with stderr on a pseudo-terminal (and stdin, with ``stdin_too``; stdout is
+    a pipe); returns the exit code and everything written to the terminal. ``answer``:
+    (prompt, reply): the reply is typed once the prompt has appeared."""
+    import pty
+    import threading
+
+    master, slave = pty.openpty()
+    chunks: list[bytes] = []
+
+    def drain() -> None:
+        answered = False
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                return
+            if not data:
+                return
+            chunks.append(data)
+            if answer is not None and not answered and answer[0] in b"".join(chunks):
+                os.write(master, answer[1])
+                answered = True
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        completed = subprocess.run(
+            list(argv),
+            cwd=cwd,
+            stdin=slave if stdin_too else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            env=env,
+            timeout=timeout,
+            check=False,
+        )
+    finally:
+        os.close(slave)
+        reader.join(timeout=10)
+        os.close(master)
+    return completed.returncode, b"".join(chunks).decode("utf-8", errors="replace")
+
+
 def files_containing(directory: Path, needle: str) -> list[Path]:
     """Files under ``directory`` whose bytes contain ``needle``."""
     data = needle.encode()

@@ -5,11 +5,7 @@ progress on a terminal: the console script with stderr on a pseudo-terminal."""
 from __future__ import annotations
 
 import json
-import os
-import pty
 import re
-import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +20,7 @@ from tests.e2e_helpers import (
     invoke_cli_with_database,
     ok,
     refused,
+    run_on_a_terminal,
 )
 from tests.goose_up import (
     FIXTURE_MIGRATIONS,
@@ -414,48 +411,13 @@ def test_password_is_hidden_when_the_connection_fails(tmp_path: Path) -> None:
 # -- progress on a terminal ----------------------------------------------------------------------
 
 
-def _run_with_stderr_on_a_terminal(args: list[str], env: dict[str, str]) -> tuple[int, str]:
-    """Run the CLI with stderr on a pseudo-terminal (stdin and stdout are not); returns the exit
-    code and everything written to the terminal."""
-    master, slave = pty.openpty()
-    chunks: list[bytes] = []
-
-    def drain() -> None:
-        while True:
-            try:
-                data = os.read(master, 65536)
-            except OSError:  # EIO: the child closed the terminal
-                return
-            if not data:
-                return
-            chunks.append(data)
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        completed = subprocess.run(
-            [*cli_command(), *args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=slave,
-            env=env,
-            timeout=120,
-            check=False,
-        )
-    finally:
-        os.close(slave)
-        reader.join(timeout=10)
-        os.close(master)
-    return completed.returncode, b"".join(chunks).decode("utf-8", errors="replace")
-
-
 @pytest.mark.parametrize("no_color", [True, False])
 def test_progress_is_a_bar_on_a_terminal(migrated: str, tmp_path: Path, no_color: bool) -> None:
     env = clean_env({"DATABASE_URL": migrated, "TERM": "xterm-256color"}, tmp_path / "home")
     if not no_color:
         del env["NO_COLOR"]
     args = ["downgrade", "--to-version", str(V8), "--yes", "--migrations-dir"]
-    code, terminal = _run_with_stderr_on_a_terminal([*args, str(FIXTURE_MIGRATIONS)], env)
+    code, terminal = run_on_a_terminal([*cli_command(), *args, str(FIXTURE_MIGRATIONS)], env)
     assert code == 0, terminal
     assert "Traceback" not in terminal
     assert "━" in terminal  # rich's bar

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import re
 import signal
 import socket
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -42,7 +40,7 @@ from migrator.rehearsal import (
 )
 from migrator.sources import load_directory
 from migrator.versions import VersionRow, read_version_rows
-from tests.e2e_helpers import REPO_ROOT, clean_env, cli_command
+from tests.e2e_helpers import REPO_ROOT, clean_env, cli_command, run_on_a_terminal
 from tests.goose_up import (
     FIXTURE_MIGRATIONS,
     apply_up,
@@ -350,36 +348,13 @@ def test_only_a_data_rehearsal_finds_a_down_that_fails_on_the_rows(
 
 
 def test_the_prompt_shows_the_rehearsal_and_each_steps_time(migrated: str, tmp_path: Path) -> None:
-    master, slave = pty.openpty()
-    chunks: list[bytes] = []
-
-    def drain() -> None:
-        while True:
-            try:
-                data = os.read(master, 65536)
-            except OSError:  # EIO: the child closed the terminal
-                return
-            if not data:
-                return
-            chunks.append(data)
-            if b"[y/N]" in b"".join(chunks):
-                os.write(master, b"n\n")
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        completed = subprocess.run(
-            [*cli_command(), "downgrade", "--to-version", str(V8), "--migrations-dir",
-             str(FIXTURE_MIGRATIONS), "--rehearse", "schema"],
-            cwd=REPO_ROOT, stdin=slave, stdout=subprocess.PIPE, stderr=slave,
-            env=clean_env({"DATABASE_URL": migrated}), timeout=60, check=False,
-        )  # fmt: skip
-    finally:
-        os.close(slave)
-        reader.join(timeout=10)
-        os.close(master)
-    text = b"".join(chunks).decode("utf-8", "replace")
-    assert completed.returncode == 2, text
+    code, text = run_on_a_terminal(
+        [*cli_command(), "downgrade", "--to-version", str(V8), "--migrations-dir",
+         str(FIXTURE_MIGRATIONS), "--rehearse", "schema"],
+        clean_env({"DATABASE_URL": migrated}), stdin_too=True, answer=(b"[y/N]", b"n\n"),
+        cwd=REPO_ROOT, timeout=60,
+    )  # fmt: skip
+    assert code == 2, text
     assert "rehearsal PASSED on a schema copy" in text
     assert re.search(r"20250611170000_v1_0_13\.sql\s+done\s+\d+\.\d\ds", text), text
     assert "Rehearsed on a schema copy: passed, its steps took" in text

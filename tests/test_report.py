@@ -6,40 +6,7 @@ from rich.console import Console
 
 from migrator.plan import Plan, Step
 from migrator.report import render_plan
-
-
-def _plan() -> Plan:
-    return Plan(
-        from_version=3,
-        to_version=1,
-        source="v0.71.0",
-        steps=[
-            Step(
-                version=3,
-                file="00003_drop_t3.sql",
-                kind="sql",
-                transaction=True,
-                statements=[
-                    "DROP TABLE t3;",
-                    "",  # goose's empty-block quirk: an empty query
-                    "-- +goose-free comment\nINSERT INTO log VALUES ('step 3') -- no semicolon",
-                ],
-                warnings=["data loss: DROP TABLE t3"],
-                source="v0.71.0",
-            ),
-            Step(
-                version=2,
-                file="00002_index.sql",
-                kind="sql",
-                transaction=False,
-                statements=["DROP INDEX t2_idx;", "INSERT INTO log VALUES ('step 2')"],
-                warnings=[
-                    "no transaction: runs statement by statement; a failure leaves "
-                    "earlier statements applied"
-                ],
-            ),
-        ],
-    )
+from tests.sample_plans import two_step_plan
 
 
 def _render(plan: Plan, header: dict[str, str] | None = None) -> str:
@@ -49,7 +16,7 @@ def _render(plan: Plan, header: dict[str, str] | None = None) -> str:
 
 
 def test_render_plan_shows_header_columns_and_verdict() -> None:
-    text = _render(_plan(), {"current": "3 (v0.72.0)", "target": "1 (v0.70.0)"})
+    text = _render(two_step_plan(), {"current": "3 (v0.72.0)", "target": "1 (v0.70.0)"})
     assert "current: 3 (v0.72.0)" in text
     assert "target:  1 (v0.70.0)" in text
     assert "source:  v0.71.0" in text
@@ -63,7 +30,7 @@ def test_render_plan_shows_header_columns_and_verdict() -> None:
 
 
 def test_render_plan_blocked_step_shows_reason() -> None:
-    plan = _plan()
+    plan = two_step_plan()
     plan.steps.append(
         Step(
             version=1,

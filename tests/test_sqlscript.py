@@ -27,6 +27,7 @@ from migrator.runner import _set_limits, run_plan
 from migrator.sqlscript import ScriptSettings, sql_script
 from tests.conftest import fresh_database, migrate_fixtures
 from tests.goose_up import FIXTURE_MIGRATIONS, schema_snapshot, version_ids
+from tests.sample_plans import two_step_plan
 
 PSQL = find_pg_tool("psql")
 needs_psql = pytest.mark.skipif(PSQL is None, reason="psql not installed")
@@ -38,36 +39,6 @@ SETTINGS = (
     "client_connection_check_interval",
     "lock_timeout",
 )
-
-
-def _plan() -> Plan:
-    return Plan(
-        from_version=3,
-        to_version=1,
-        source="v0.71.0",
-        steps=[
-            Step(
-                version=3,
-                file="00003_drop_t3.sql",
-                kind="sql",
-                transaction=True,
-                statements=[
-                    "DROP TABLE t3;",
-                    "",  # goose's empty-block quirk: an empty query
-                    "-- +goose-free comment\nINSERT INTO log VALUES ('step 3') -- no semicolon",
-                ],
-                warnings=["data loss: DROP TABLE t3"],
-                source="v0.71.0",
-            ),
-            Step(
-                version=2,
-                file="00002_index.sql",
-                kind="sql",
-                transaction=False,
-                statements=["DROP INDEX t2_idx;", "INSERT INTO log VALUES ('step 2')"],
-            ),
-        ],
-    )
 
 
 def _prepare(url: str) -> None:
@@ -120,7 +91,7 @@ def _executable(script: str) -> list[str]:
 
 
 def test_script_text_locks_sets_checks_and_reverts_in_order() -> None:
-    script = sql_script(_plan(), ScriptSettings(lock_wait=42, ddl_lock_timeout=7.5))
+    script = sql_script(two_step_plan(), ScriptSettings(lock_wait=42, ddl_lock_timeout=7.5))
     assert script.startswith("-- hatchet-schema downgrade from 3 to 1\n-- source: v0.71.0\n")
     order = [
         "\\set ON_ERROR_STOP on",
@@ -150,7 +121,7 @@ def test_script_text_locks_sets_checks_and_reverts_in_order() -> None:
 
 
 def test_a_plan_blocked_at_its_first_step_is_only_comments() -> None:
-    plan = _plan()
+    plan = two_step_plan()
     plan.steps[0].status = "blocked"
     plan.steps[0].reason = "no source file"
     script = sql_script(plan)
@@ -199,7 +170,7 @@ def test_psql_runs_it_and_releases_the_lock_at_the_end(database_url: str) -> Non
     _prepare(database_url)
     done = psql(
         database_url,
-        sql_script(_plan()),
+        sql_script(two_step_plan()),
         "-At",
         "-c",
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
@@ -212,7 +183,7 @@ def test_psql_runs_it_and_releases_the_lock_at_the_end(database_url: str) -> Non
 @needs_psql
 def test_a_failing_statement_stops_the_script(database_url: str) -> None:
     _prepare(database_url)
-    plan = _plan()
+    plan = two_step_plan()
     plan.steps[0].statements.append("SELECT 1/0;")
     done = psql(database_url, sql_script(plan))
     assert done.returncode == 3  # psql's exit code for a script stopped by ON_ERROR_STOP
@@ -224,7 +195,7 @@ def test_a_failing_statement_stops_the_script(database_url: str) -> None:
 @needs_psql
 def test_a_failing_no_transaction_statement_stops_after_what_ran(database_url: str) -> None:
     _prepare(database_url)
-    plan = _plan()
+    plan = two_step_plan()
     plan.steps[1].statements.insert(1, "SELECT 1/0;")
     done = psql(database_url, sql_script(plan))
     assert done.returncode == 3
@@ -238,7 +209,7 @@ def test_single_transaction_is_refused_before_anything_runs(database_url: str) -
     assert PSQL is not None
     done = subprocess.run(
         [str(PSQL), "-X", "-q", "-1", "-d", database_url, "-f", "-"],
-        input=sql_script(_plan()),
+        input=sql_script(two_step_plan()),
         capture_output=True,
         text=True,
         check=False,
@@ -251,7 +222,7 @@ def test_single_transaction_is_refused_before_anything_runs(database_url: str) -
 @needs_psql
 def test_a_second_run_stops_at_the_version_check(database_url: str) -> None:
     _prepare(database_url)
-    script = sql_script(_plan())
+    script = sql_script(two_step_plan())
     assert psql(database_url, script).returncode == 0
     again = psql(database_url, script)
     assert again.returncode == 3
@@ -270,7 +241,7 @@ def test_a_renamed_row_below_the_target_must_still_be_applied(
     if not applied:
         with psycopg.connect(database_url, autocommit=True) as conn:
             conn.execute("DELETE FROM goose_db_version WHERE version_id = 1")
-    plan = _plan()
+    plan = two_step_plan()
     plan.steps.append(
         Step(
             version=1,
@@ -300,7 +271,7 @@ def test_a_held_lock_refuses_the_script_naming_the_holder(database_url: str) -> 
         holder.execute("SET application_name = 'hatchet-migrate'")
         holder.execute("SELECT pg_advisory_lock(%s)", (GOOSE_LOCK_IDS[1],))
         pid = holder.info.backend_pid
-        done = psql(database_url, sql_script(_plan(), ScriptSettings(lock_wait=0)))
+        done = psql(database_url, sql_script(two_step_plan(), ScriptSettings(lock_wait=0)))
     assert done.returncode == 3
     assert "another migrator holds goose's migration lock" in done.stderr
     assert f"pid {pid} (hatchet-migrate)" in done.stderr
@@ -312,7 +283,7 @@ def test_the_script_waits_for_the_lock_and_holds_both_ids_while_it_runs(
     database_url: str,
 ) -> None:
     _prepare(database_url)
-    plan = _plan()
+    plan = two_step_plan()
     # Record, from inside the script's session, which goose lock ids it holds.
     plan.steps[0].statements.insert(
         0,
@@ -348,7 +319,7 @@ def test_the_session_settings_are_the_tools(database_url: str) -> None:
             conn.execute(f'ALTER DATABASE "{dbname}" SET {name} = 3600000')
     names = ", ".join(f"'{n}'" for n in SETTINGS)
     query = f"SELECT name, setting FROM pg_settings WHERE name IN ({names})"
-    plan = _plan()
+    plan = two_step_plan()
     plan.steps[0].statements.insert(0, f"CREATE TABLE seen AS {query};")
     limits = ScriptSettings(ddl_lock_timeout=2.5, statement_timeout=90)
     done = psql(database_url, sql_script(plan, limits))
