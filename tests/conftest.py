@@ -178,12 +178,20 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["PATH"] = f"{_CHOICE.bindir}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
-def pytest_report_header(config: pytest.Config) -> str:
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    from tests.pooler import pgbouncer_binary
+
     assert _CHOICE is not None
+    bouncer = pgbouncer_binary()
+    pooling = (
+        f"connection poolers: tests/pooler.py and PgBouncer ({bouncer})"
+        if bouncer
+        else "connection poolers: tests/pooler.py (PgBouncer is not installed)"
+    )
     if _CHOICE.error is not None:
-        return f"database server: none ({_CHOICE.error})"
+        return [f"database server: none ({_CHOICE.error})", pooling]
     started = ", started on first use" if _CHOICE.bindir is not None else ""
-    return f"database server: {_CHOICE.label}{started}"
+    return [f"database server: {_CHOICE.label}{started}", pooling]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1,8 +1,10 @@
 """Through PgBouncer in transaction pooling mode, session advisory locks and every per-session
 check are silently meaningless: the downgrade must refuse (exit 2) and say to connect directly.
 
-The test starts a real PgBouncer (``apt-get install pgbouncer``) in front of the test server; it
-fails, never skips, when PgBouncer is not installed.
+Each test runs through tests/pooler.py (a transaction-pooling proxy of the tests' own, so a
+machine without PgBouncer runs them too) and, when PgBouncer is installed (``apt-get install
+pgbouncer``; CI installs it), through a real PgBouncer in front of the test server as well;
+pytest's header says whether it was found.
 """
 
 from __future__ import annotations
@@ -29,20 +31,12 @@ from migrator.runner import run_plan
 from migrator.sources import load_directory
 from migrator.versions import read_version_rows
 from tests.goose_up import FIXTURE_MIGRATIONS, apply_up, schema_snapshot
+from tests.pooler import pgbouncer_binary, transaction_pooler
 
 V0, V2 = 20250311000000, 20250325120000
 
 
-def _pgbouncer_binary() -> str:
-    found = shutil.which("pgbouncer") or next(
-        (p for p in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer") if os.access(p, os.X_OK)), None
-    )
-    if not found:
-        pytest.fail(
-            "pgbouncer is not installed (apt-get install -y pgbouncer); it is needed to test "
-            "that a downgrade through PgBouncer in transaction pooling mode is refused"
-        )
-    return found
+POOLERS = ["tests/pooler.py", *(["pgbouncer"] if pgbouncer_binary() else [])]
 
 
 def _free_port() -> int:
@@ -51,11 +45,20 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def bouncer_url(database_url: str) -> Iterator[str]:
-    """``database_url`` through a PgBouncer in transaction pooling mode started for this test."""
-    binary = _pgbouncer_binary()
+@pytest.fixture(params=POOLERS)
+def bouncer_url(database_url: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """``database_url`` through a transaction-pooling proxy started for this test: the tests'
+    own (tests/pooler.py), or PgBouncer in ``pool_mode = transaction``."""
     params = conninfo_to_dict(database_url)
+    if request.param == "tests/pooler.py":
+        with transaction_pooler(
+            str(params.get("host") or "127.0.0.1"), int(params.get("port") or 5432)
+        ) as pooler:
+            params.update(host="127.0.0.1", port=str(pooler.port))
+            yield make_conninfo("", **params)
+        return
+    binary = pgbouncer_binary()
+    assert binary is not None
     user = str(params.get("user") or "postgres")
     port = _free_port()
     workdir = Path(tempfile.mkdtemp(prefix="hs-pgbouncer-"))
