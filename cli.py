@@ -10,9 +10,9 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -22,21 +22,29 @@ from typer.core import TyperGroup
 from resolver.settings import DEFAULT_API_URL, DEFAULT_MIGRATIONS_PATH, DEFAULT_REPO
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from rich.console import Console
 
-    from migrator.commands import PreparedDowngrade
+    from migrator.commands import (
+        DatabaseStatus,
+        MigrationSupplier,
+        PreparedDowngrade,
+        RunLimits,
+        Target,
+    )
     from migrator.plan import Plan, Step
     from migrator.planner import PlanOptions
     from migrator.profile import Profile
     from migrator.rehearsal import RehearsalResult
-    from migrator.runner import EventCallback, Replan, RunResult
+    from migrator.runner import EventCallback
     from migrator.sources import MigrationFile
+    from migrator.statusreport import StatusReport
     from resolver.bundle import BundleHeader, WrittenBundle
     from resolver.images import PinResult
-    from resolver.models import VersionPlace
+    from resolver.models import Resolution
     from resolver.release_index import ReleaseIndex
+    from resolver.service import ReleaseResolver
     from resolver.settings import GitHubSettings
     from resolver.source import ReleaseSource
 
@@ -58,8 +66,37 @@ def tool_version() -> str:
         return "unknown"
 
 
+# A hyphen that textwrap does not break at (U+2011), for the length of a help rendering.
+_NO_BREAK_HYPHEN = "\u2011"
+
+
+_BaseHelpFormatter: Any = typer.Context.formatter_class  # click's, as typer ships it
+
+
+class _HelpFormatter(_BaseHelpFormatter):  # type: ignore[misc]
+    """click's help formatter, except that wrapping never splits a word at its hyphens: an
+    option named in a help text (``--migrations-dir``) stays whole on one line."""
+
+    def write_dl(self, rows: Sequence[tuple[str, str]], *args: Any, **kwargs: Any) -> None:
+        kept = [(first, second.replace("-", _NO_BREAK_HYPHEN)) for first, second in rows]
+        super().write_dl(kept, *args, **kwargs)
+
+    def write_text(self, text: str) -> None:
+        super().write_text(text.replace("-", _NO_BREAK_HYPHEN))
+
+    def getvalue(self) -> str:
+        return str(super().getvalue()).replace(_NO_BREAK_HYPHEN, "-")
+
+
+class _Context(typer.Context):
+    formatter_class = _HelpFormatter
+
+
 class _Group(TyperGroup):
-    """The command group, with the root's ``--version`` on every command too."""
+    """The command group, with the root's ``--version`` on every command too, and help texts
+    wrapped between words only."""
+
+    context_class = _Context
 
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
@@ -67,6 +104,7 @@ class _Group(TyperGroup):
         for command in self.commands.values():
             have = {p.name for p in command.params}
             command.params.extend(p for p in shared if p.name not in have)
+            command.context_class = _Context
 
 
 app = typer.Typer(
@@ -212,56 +250,10 @@ GitDir = Annotated[
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    typer.echo(_shown(f"error: {message}"), err=True)
+    from migrator.shown import shown  # no password, and long inputs cut short
+
+    typer.echo(shown(f"error: {message}"), err=True)
     raise typer.Exit(code)
-
-
-def _shown(message: str) -> str:
-    """``message`` as it may be shown: no password, in any form, and long inputs cut short. The
-    scrub comes last too: the shortening adds text ("... (N characters)") a password could be."""
-    from migrator.database import scrub_message
-
-    return scrub_message(_shorten_inputs(scrub_message(message)))
-
-
-# An input longer than _LONG_INPUT characters is echoed as its first _SHOWN_CHARS and "...";
-# so is any run of _LONG_RUN non-space characters (a long input echoed in part, e.g. a URL).
-_LONG_INPUT = 100
-_SHOWN_CHARS = 60
-_LONG_RUN = 200
-# What main() was given: the arguments, and the environment variables the commands read.
-_inputs: list[str] = []
-
-
-def _remember_inputs(args: Sequence[str]) -> None:
-    _inputs.clear()
-    _inputs.extend(args)
-    _inputs.extend(a.partition("=")[2] for a in args if a.startswith("--") and "=" in a)
-    _inputs.extend(
-        value
-        for name, value in os.environ.items()
-        if name in ("DATABASE_URL", "GITHUB_API_URL", "GH_TOKEN", "GITHUB_TOKEN")
-        or name.startswith("HATCHET_SCHEMA_")
-    )
-
-
-def _shorten_inputs(message: str) -> str:
-    """``message`` (scrubbed, about to be shown) with every long input it echoes cut short: the
-    one place that shortens, for the tool's errors and click's usage errors alike."""
-    import re
-
-    from migrator.database import scrub_message
-
-    def short(form: str, length: int) -> str:
-        return f"{form[:_SHOWN_CHARS]}... ({length} characters)"
-
-    long_inputs = {text for text in _inputs if len(text) > _LONG_INPUT}
-    for text in sorted(long_inputs, key=len, reverse=True):
-        forms = {text, repr(text)[1:-1], json.dumps(text)[1:-1], scrub_message(text)}
-        forms.add(json.dumps(text, ensure_ascii=False)[1:-1])
-        for form in sorted(forms, key=len, reverse=True):
-            message = message.replace(form, short(form, len(text)))
-    return re.sub(rf"\S{{{_LONG_RUN},}}", lambda m: short(m.group(), len(m.group())), message)
 
 
 @contextmanager
@@ -290,30 +282,25 @@ def _settings(
     migrations_path: str,
     cache_dir: Path | None,
     offline: bool,
+    bundle_file: Path | None = None,
+    git_dir: Path | None = None,
 ) -> GitHubSettings:
+    """The GitHub options as settings; reading a bundle or a local clone instead, when asked."""
     from resolver.settings import GitHubSettings, default_cache_dir
 
+    cache = _checked_path("--cache-dir", cache_dir) or default_cache_dir()
+    if bundle_file is not None and git_dir is not None:
+        _fail("give at most one of --bundle and --git-dir", EXIT_BAD_INPUT)
     return GitHubSettings(
         api_url=api_url,
         token=token or None,
         repo=repo,
         migrations_path=migrations_path.strip("/"),
-        cache_dir=_checked_path("--cache-dir", cache_dir) or default_cache_dir(),
+        cache_dir=cache,
         offline=offline,
+        bundle=_checked_path("--bundle", bundle_file),
+        git_dir=_checked_path("--git-dir", git_dir),
     )
-
-
-def _with_source(
-    settings: GitHubSettings, bundle_file: Path | None, git_dir: Path | None
-) -> GitHubSettings:
-    """``settings`` reading from a bundle or a local clone instead of the API, when asked."""
-    import dataclasses
-
-    if bundle_file is not None and git_dir is not None:
-        _fail("give at most one of --bundle and --git-dir", EXIT_BAD_INPUT)
-    _checked_path("--bundle", bundle_file)
-    _checked_path("--git-dir", git_dir)
-    return dataclasses.replace(settings, bundle=bundle_file, git_dir=git_dir)
 
 
 def _resolver(settings: GitHubSettings) -> ReleaseSource:
@@ -399,10 +386,8 @@ def resolve(
       hatchet-schema resolve v0.71.0 --json   # with the file, commit and migration count
     """
     with _errors():
-        settings = _with_source(
-            _settings(api_url, token, repo, migrations_path, cache_dir, offline),
-            bundle_file,
-            git_dir,
+        settings = _settings(
+            api_url, token, repo, migrations_path, cache_dir, offline, bundle_file, git_dir
         )
         with _resolver(settings) as resolver:
             resolution = resolver.resolve(release, allow_prerelease=allow_prerelease)
@@ -454,10 +439,8 @@ def releases(
       hatchet-schema releases --versions --limit 10   # date, target version, files
     """
     with _errors():
-        settings = _with_source(
-            _settings(api_url, token, repo, migrations_path, cache_dir, offline),
-            bundle_file,
-            git_dir,
+        settings = _settings(
+            api_url, token, repo, migrations_path, cache_dir, offline, bundle_file, git_dir
         )
         if versions:
             if include_prereleases:
@@ -488,53 +471,20 @@ def _release_index(settings: GitHubSettings) -> ReleaseIndex | None:
 
 def _release_versions(settings: GitHubSettings, *, limit: int | None, json_out: bool) -> None:
     """``releases --versions``: every stable release's date, target version and file count."""
+    from resolver.summaries import history_notes, history_table
+
     with _resolver(settings) as resolver:
         history = resolver.release_history(_release_index(settings))
     records = history.records[:limit] if limit is not None else history.records
     if json_out:
         _print_json([r.to_json() for r in records])
     else:
-        typer.echo(f"{'release':<11} {'date':<20}  {'version':<14}  files")
-        for r in records:
-            listed = r.source != "unlisted"
-            version = f"{r.version:014d}" if r.version is not None else ("-" if listed else "?")
-            files = str(r.files) if r.files is not None else "?"
-            date = r.date or ("-" if listed else "?")
-            typer.echo(f"{r.release:<11} {date:<20}  {version:<14}  {files}")
-    if history.moved:
-        typer.echo(
-            f"note: {_some(history.moved)} moved since the release index was made: listed afresh",
-            err=True,
-        )
-    if history.gone:
-        typer.echo(
-            f"note: {_some(history.gone)} in the release index no longer exist: left out",
-            err=True,
-        )
-    unlisted = history.unlisted
-    if unlisted:
-        if settings.bundle is not None:
-            how = "the bundle holds no listing of them"
-        elif settings.offline:
-            how = "not in the cache; run once without --offline"
-        else:
-            how = (
-                "each costs about 2 API requests without a token; set GH_TOKEN to list them "
-                "all (a hundred per request), or read a clone with --git-dir DIR"
-            )
-        typer.echo(f"note: {_some(unlisted)} not listed ({how})", err=True)
-    if settings.bundle is not None and any(r.date is None for r in history.records):
-        typer.echo(
-            "note: a bundle holds no commit dates: only the releases the packaged release "
-            "index confirms have one ('-')",
-            err=True,
-        )
-
-
-def _some(tags: Sequence[str], shown: int = 5) -> str:
-    """``3 releases (v1, v2, v3)``: a count and the first few names."""
-    names = ", ".join(tags[:shown]) + (", ..." if len(tags) > shown else "")
-    return f"{len(tags)} release(s) ({names})"
+        for line in history_table(records):
+            typer.echo(line)
+    for note in history_notes(
+        history, bundle=settings.bundle is not None, offline=settings.offline
+    ):
+        typer.echo(note, err=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -579,169 +529,48 @@ def status(
         from migrator.commands import read_status
 
         db = read_status(_require_database_url(database_url))
-        current, applied, sessions = db.current, db.applied, db.sessions
-        leftovers, interrupted = db.leftovers, db.interrupted
-
-        place: VersionPlace | None = None
-        shipped: dict[int, list[str]] = {}
         if migrations_dir is not None:
             from migrator.sources import load_directory
+            from migrator.statusreport import StatusReport
 
             known = frozenset(load_directory(migrations_dir))
-            known_from = str(migrations_dir)
+            report = StatusReport(db, known, str(migrations_dir))
         else:
-            settings = _with_source(
-                _settings(api_url, token, repo, migrations_path, cache_dir, offline),
-                bundle_file,
-                git_dir,
+            settings = _settings(
+                api_url, token, repo, migrations_path, cache_dir, offline, bundle_file, git_dir
             )
-            with _resolver(settings) as resolver:
-                newest = resolver.newest_listing()
-                known, known_from = newest.versions, newest.ref
-                index = _release_index(settings)
-                if index is not None and resolver.check_index(index).confirmed:
-                    # The index names the releases at any version for free (<= 3 requests cold
-                    # and anonymous); an orphan's release is named when one ends at it.
-                    history = resolver.release_history(index, dates=False)
-                    place = resolver.place_in_history(current, history)
-                    for v in applied:
-                        ending = resolver.place_in_history(v, history).shipped_in
-                        if v not in known and ending:
-                            shipped[v] = list(ending)
-                else:
-                    place = resolver.place_version(current)
-                    for v in applied:
-                        if v not in known:
-                            shipped[v] = list(resolver.place_version(v).shipped_in)
-        # An orphan row is an applied version the migrations in force no longer have (renamed or
-        # deleted since, or from a pre-release): goose's down-to stops at it.
-        orphans = [v for v in applied if v not in known]
-
+            report = _status_against_releases(db, settings)
         if json_out:
-            _print_json(
-                {
-                    "current_version": current,
-                    "releases": list(place.releases) if place else [],
-                    "release_range": place.to_json() if place else None,
-                    "orphans": orphans,
-                    "orphans_judged_against": known_from,
-                    "orphans_shipped_in": {str(v): tags for v, tags in shipped.items()},
-                    "applied": len(applied),
-                    "other_sessions": [
-                        {
-                            "pid": s.pid,
-                            "user": s.user,
-                            "application_name": s.application_name,
-                            "client_addr": s.client_addr,
-                            "state": s.state,
-                        }
-                        for s in sessions
-                    ],
-                    "rehearsal_leftovers": [left.to_json() for left in leftovers],
-                    "interrupted_run": [
-                        {
-                            "version": v,
-                            "describe": interrupted.describe(v),
-                            "statements": [e.to_json() for e in interrupted.of(v)],
-                        }
-                        for v in interrupted.versions()
-                    ],
-                }
-            )
+            _print_json(report.to_json())
             return
-        typer.echo(f"current version: {current}")
-        typer.echo(f"release(s):      {place.describe() if place else '-'}")
-        typer.echo(f"applied rows:    {len(applied)}")
-        if orphans:
-            typer.echo(f"orphan rows:     {len(orphans)} (applied, not in {known_from})")
-            for v in orphans:
-                where = shipped.get(v)
-                note = f" (shipped in {', '.join(where)})" if where else " (no release has it)"
-                typer.echo(f"  {v}{note if v in shipped else ''}{_orphan_fate(v)}")
-        else:
-            typer.echo(f"orphan rows:     none (judged against {known_from})")
-        if sessions:
-            typer.echo(f"other sessions:  {len(sessions)} connected to this database")
-            for s in sessions:
-                typer.echo(
-                    f"  pid {s.pid} {s.application_name or '-'} {s.client_addr or 'local'} "
-                    f"{s.state or ''}".rstrip()
-                )
-        else:
-            typer.echo("other sessions:  none")
-        for v in interrupted.versions():
-            typer.echo(f"interrupted run: {interrupted.describe(v)}")
-            typer.echo(
-                "  a NO TRANSACTION step was stopped part-way; the next downgrade goes on with "
-                "the statements not yet applied (use the same options as the stopped run)"
-            )
-        if leftovers:
-            typer.echo(f"rehearsal copies: {len(leftovers)} scratch database(s) on this server")
-            for left in leftovers:
-                typer.echo(f"  {left.describe()}")
+        from migrator.hatchet.profile import PROFILE
+
+        for line in report.lines(PROFILE):
+            typer.echo(line)
 
 
-def _orphan_fate(version: int) -> str:
-    """What the profile knows of an orphan version: renamed (to what) or deleted upstream."""
-    from migrator.hatchet.profile import PROFILE
+def _status_against_releases(db: DatabaseStatus, settings: GitHubSettings) -> StatusReport:
+    """``status`` judged against the newest release: where the current version sits among the
+    releases, and the releases that shipped each orphan row (resolver.workflows)."""
+    from migrator.statusreport import StatusReport
+    from resolver.workflows import place_database
 
-    renamed = PROFILE.renamed.get(version)
-    became = renamed.became if renamed else PROFILE.rewritten_ids.get(version)
-    if became:
-        return f"; renamed upstream to {became}, a downgrade reverts it once"
-    if renamed:
-        return f"; deleted upstream, a downgrade reverts it with {renamed.file}"
-    return ""
+    with _resolver(settings) as resolver:
+        found = place_database(resolver, _release_index(settings), db.current, db.applied)
+    place = found.place
+    return StatusReport(
+        db,
+        found.known,
+        found.known_from,
+        releases=place.releases,
+        release_range=place.to_json(),
+        place=place.describe(),
+        shipped=found.shipped,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # downgrade
-
-
-def _remote_migrations(
-    resolver: ReleaseSource,
-    from_ref: str | None,
-    versions: list[int],
-    profile: Profile,
-) -> tuple[dict[int, MigrationFile], str]:
-    """Fetch from GitHub the files of every version to revert; returns them and the ref used.
-
-    Versions the profile knows as renamed or deleted come from the release that shipped them
-    (their file is in no newer release); the rest from one source ref.
-    """
-    from migrator.sources import collect
-    from resolver.errors import ResolverError
-
-    orphans = [v for v in versions if v in profile.renamed]
-    wanted_versions = [v for v in versions if v not in profile.renamed]
-    if from_ref:
-        listing = resolver.listing(from_ref)
-    else:
-        try:
-            listing = resolver.find_source(wanted_versions or versions, budget=10)
-        except ResolverError as exc:
-            if exc.category != "blocked":
-                raise
-            # Some versions are in no release (orphan rows): plan from the newest release and
-            # let the planner block exactly those steps.
-            listing = resolver.newest_listing()
-    needed = set(versions) | profile.reads_for(versions)
-    wanted = [f for f in listing.files if f.version in needed]
-    contents = resolver.fetch_files(listing, [f.name for f in wanted])
-    via = f" from {resolver.origin}" if resolver.origin else ""  # a bundle or a local clone
-    source = f"{listing.ref} ({listing.commit[:12]}){via}"
-    found = collect(contents, origin=source, blob_shas={f.name: f.sha for f in wanted})
-    for version in orphans:
-        if version in found:
-            continue
-        hit = resolver.find_file(version, profile.renamed[version].shipped_in, budget=10)
-        if hit is None:
-            continue
-        older, item = hit
-        data = resolver.fetch_files(older, [item.name])
-        origin = f"{older.ref} ({older.commit[:12]}){via}"
-        found.update(collect(data, origin=origin, blob_shas={item.name: item.sha}))
-    return found, source
 
 
 @app.command(short_help="Revert the migrations newer than a release or version.")
@@ -943,12 +772,13 @@ def downgrade(
       hatchet-schema downgrade --to-version 20250813183355 \\
           --migrations-dir ./migrations --yes
     """
+    from migrator.commands import RunLimits
     from migrator.planner import PlanOptions
 
     if (to_release is None) == (to_version is None):
         _fail("give exactly one of --to-release and --to-version", EXIT_BAD_INPUT)
-    if to_version is not None:
-        _parse_version(to_version)  # malformed: exit 2 before anything is read
+    # malformed: exit 2 before anything is read
+    version = _parse_version(to_version) if to_version is not None else None
     for option, path in (
         ("--compose-file", compose_file),
         ("--backup", backup),
@@ -969,223 +799,242 @@ def downgrade(
         _fail("--rehearse-url says where to rehearse: use it with --rehearse", EXIT_BAD_INPUT)
     if rehearse is not None and sql:
         _fail("--sql prints only the script; rehearse without --sql", EXIT_BAD_INPUT)
-    options = PlanOptions(
-        no_patches=no_patches,
-        trust_go_ports=trust_go_ports,
-        skip_orphans=frozenset(skip_orphan or ()),
-    )
-    settings = _with_source(
-        _settings(api_url, token, repo, migrations_path, cache_dir, offline), bundle_file, git_dir
+    request = _DowngradeRequest(
+        to_release=to_release,
+        to_version=version,
+        from_release=from_release,
+        dry_run=dry_run,
+        sql=sql,
+        json_out=json_out,
+        yes=yes,
+        from_ref=from_ref,
+        migrations_dir=migrations_dir,
+        limits=RunLimits(
+            lock_timeout=lock_timeout,
+            ddl_lock_timeout=ddl_lock_timeout,
+            ddl_lock_retries=ddl_lock_retries,
+            statement_timeout=statement_timeout,
+            ignore_active_sessions=ignore_active_sessions,
+        ),
+        backup=backup,
+        compose_file=compose_file,
+        allow_prerelease=allow_prerelease,
+        options=PlanOptions(
+            no_patches=no_patches,
+            trust_go_ports=trust_go_ports,
+            skip_orphans=frozenset(skip_orphan or ()),
+        ),
+        database_url=database_url,
+        settings=_settings(
+            api_url, token, repo, migrations_path, cache_dir, offline, bundle_file, git_dir
+        ),
+        rehearse=rehearse,
+        rehearse_url=rehearse_url,
     )
     if from_release is not None:
         _check_from_release(dry_run=dry_run, rehearse=rehearse)
-        with _errors():
-            _plan_from_release(
-                from_release,
-                to_release=to_release,
-                to_version=to_version,
-                sql=sql,
-                json_out=json_out,
-                from_ref=from_ref,
-                migrations_dir=migrations_dir,
-                compose_file=compose_file,
-                allow_prerelease=allow_prerelease,
-                options=options,
-                database_ignored=bool(database_url),
-                settings=settings,
-            )
-        return
     with _errors():
-        _downgrade(
-            to_release=to_release,
-            to_version=to_version,
-            dry_run=dry_run,
-            sql=sql,
-            json_out=json_out,
-            yes=yes,
-            from_ref=from_ref,
-            migrations_dir=migrations_dir,
-            lock_timeout=lock_timeout,
-            ddl_limits=(ddl_lock_timeout, ddl_lock_retries, statement_timeout),
-            ignore_active_sessions=ignore_active_sessions,
-            backup=backup,
-            compose_file=compose_file,
-            allow_prerelease=allow_prerelease,
-            options=options,
-            database_url=database_url,
-            settings=settings,
-            rehearse=rehearse,
-            rehearse_url=rehearse_url,
-        )
+        if from_release is not None:
+            _plan_from_release(request)
+        else:
+            _downgrade(request)
 
 
-@dataclass
+@dataclass(frozen=True)
+class _DowngradeRequest:
+    """What ``downgrade`` was asked, checked: built once in :func:`downgrade`."""
+
+    to_release: str | None
+    to_version: int | None
+    """``--to-version``, parsed; exactly one of it and ``to_release`` is set."""
+    from_release: str | None
+    """``--from-release``: plan for a simulated database at that release (with ``dry_run``)."""
+    dry_run: bool
+    sql: bool
+    json_out: bool
+    yes: bool
+    from_ref: str | None
+    migrations_dir: Path | None
+    limits: RunLimits
+    backup: Path | None
+    compose_file: Path | None
+    allow_prerelease: bool
+    options: PlanOptions
+    database_url: str | None
+    settings: GitHubSettings
+    rehearse: str | None
+    rehearse_url: str | None
+
+
+@dataclass(frozen=True)
 class _ReleaseSupplier:
-    """The down SQL from releases (resolver), for the command layer (migrator.commands)."""
+    """The down SQL from releases (resolver.workflows), for the command layer (migrator.commands):
+    renamed or deleted versions come from the releases that shipped them."""
 
     resolver: ReleaseSource
     from_ref: str | None
     profile: Profile
 
     def migrations(self, versions: Sequence[int]) -> tuple[dict[int, MigrationFile], str]:
-        return _remote_migrations(self.resolver, self.from_ref, list(versions), self.profile)
+        from migrator.sources import collect
+        from resolver.workflows import down_files
+
+        def parse(
+            files: Mapping[str, bytes], origin: str, shas: Mapping[str, str]
+        ) -> dict[int, MigrationFile]:
+            return collect(files, origin=origin, blob_shas=shas)
+
+        renamed = {v: r.shipped_in for v, r in self.profile.renamed.items()}
+        reads = self.profile.reads_for(versions)
+        return down_files(
+            self.resolver, self.from_ref, versions, renamed=renamed, also_read=reads, collect=parse
+        )
 
     def describe_version(self, version: int) -> str:
         return self.resolver.place_version(version, budget=0).describe()
 
 
-def _downgrade(
-    *,
-    to_release: str | None,
-    to_version: str | None,
-    dry_run: bool,
-    sql: bool,
-    json_out: bool,
-    yes: bool,
-    from_ref: str | None,
-    migrations_dir: Path | None,
-    lock_timeout: float,
-    ddl_limits: tuple[float, int, float],
-    ignore_active_sessions: bool,
-    backup: Path | None,
-    compose_file: Path | None,
-    allow_prerelease: bool,
-    options: PlanOptions,
-    database_url: str | None,
-    settings: GitHubSettings,
-    rehearse: str | None = None,
-    rehearse_url: str | None = None,
-) -> None:
-    """Parse, resolve, render: the workflow itself is migrator.commands."""
-    from migrator.commands import (
-        DirectorySupplier,
-        MigrationSupplier,
-        Target,
-        prepare_downgrade,
-        refuse_live_sessions,
-    )
-    from migrator.errors import MigratorError, RunStopped
+def _target(request: _DowngradeRequest, resolver: ReleaseSource | None) -> Target:
+    """The version to go down to (``--to-release`` resolved), refused below the floor."""
+    from migrator.commands import Target, refuse_below_floor
     from migrator.hatchet.profile import PROFILE
 
-    url = _require_database_url(database_url)
-    if rehearse_url is not None:
+    if request.to_release is not None:
+        assert resolver is not None
+        resolution = resolver.resolve(request.to_release, allow_prerelease=request.allow_prerelease)
+        target = Target(
+            resolution.version, resolution.release, frozenset(resolution.listing.versions)
+        )
+    else:
+        assert request.to_version is not None
+        target = Target(request.to_version)
+    refuse_below_floor(target.version, PROFILE)
+    return target
+
+
+def _supplier(request: _DowngradeRequest, resolver: ReleaseSource | None) -> MigrationSupplier:
+    """Where the down SQL comes from: ``--migrations-dir``, else the releases."""
+    from migrator.commands import DirectorySupplier
+    from migrator.hatchet.profile import PROFILE
+
+    if request.migrations_dir is not None:
+        return DirectorySupplier(request.migrations_dir)
+    assert resolver is not None
+    return _ReleaseSupplier(resolver, request.from_ref, PROFILE)
+
+
+def _downgrade(request: _DowngradeRequest) -> None:
+    """Resolve, prepare, render; the workflow itself is migrator.commands."""
+    from migrator.commands import prepare_downgrade
+    from migrator.hatchet.profile import PROFILE
+
+    url = _require_database_url(request.database_url)
+    if request.rehearse_url is not None:
         from migrator.database import parse_url
 
-        parse_url(rehearse_url)  # malformed: exit 2 before anything is read
-    profile = PROFILE
+        parse_url(request.rehearse_url)  # malformed: exit 2 before anything is read
     with ExitStack() as stack:
         resolver: ReleaseSource | None = None
-        if to_release is not None or migrations_dir is None:
-            resolver = stack.enter_context(_resolver(settings))
-        if to_release is not None and resolver is not None:
-            resolution = resolver.resolve(to_release, allow_prerelease=allow_prerelease)
-            target = Target(
-                resolution.version, resolution.release, frozenset(resolution.listing.versions)
-            )
-        else:
-            target = Target(_parse_version(to_version or ""))
-        _refuse_below_floor(target.version, profile)
-        supplier: MigrationSupplier
-        if migrations_dir is not None:
-            supplier = DirectorySupplier(migrations_dir)
-        else:
-            assert resolver is not None
-            supplier = _ReleaseSupplier(resolver, from_ref, profile)
-        prepared = prepare_downgrade(url, target, supplier, profile=profile, options=options)
-    if prepared.plan is None or prepared.replan is None:
-        _nothing_to_do(prepared.current, target.version, json_out)
-        return
-    plan, replan, current = prepared.plan, prepared.replan, prepared.current
-    target_release = target.release
-    header = prepared.header()
-    run_options = _run_options(lock_timeout, ignore_active_sessions, ddl_limits)
-    if dry_run and rehearse is not None and not plan.blocked:
-        if not json_out:
-            _show_plan(plan, header, json_out=False, sql=False, target_release=target_release)
-            if compose_file is not None and target_release:
-                _pin_images(compose_file, target_release, dry_run=True)
-        rehearsed = _rehearse(url, plan, replan, rehearse, rehearse_url, run_options)
-        if json_out:
-            _report_rehearsal(rehearsed, stderr=True)
-            out = plan.to_json()
-            out.update(target_release=target_release, dry_run=True, rehearsal=rehearsed.to_json())
-            if not rehearsed.ok:
-                out.update(error=rehearsed.error)
-            _print_json(out)
-        else:
-            _report_rehearsal(rehearsed, stderr=False)
-        if not rehearsed.ok:
-            _fail(rehearsed.error or "the rehearsal failed", EXIT_FAILED)
-        return
-    if dry_run:
-        limits = (lock_timeout, ddl_limits[0], ddl_limits[2])
-        _show_plan(
-            plan, header, json_out=json_out, sql=sql, target_release=target_release, limits=limits
+        if request.to_release is not None or request.migrations_dir is None:
+            resolver = stack.enter_context(_resolver(request.settings))
+        target = _target(request, resolver)
+        supplier = _supplier(request, resolver)
+        prepared = prepare_downgrade(
+            url, target, supplier, profile=PROFILE, options=request.options
         )
-        if compose_file is not None and target_release and not json_out and not sql:
-            _pin_images(compose_file, target_release, dry_run=True)
-        if plan.blocked:
-            _fail(_blocked_message(plan, "the plan cannot run"), EXIT_BLOCKED)
-        return
+    plan = prepared.plan
+    if plan is None:
+        _nothing_to_do(prepared.current, target.version, request.json_out)
+    elif request.dry_run and request.rehearse is not None and not plan.blocked:
+        _rehearse_only(request, prepared, plan)
+    elif request.dry_run:
+        _dry_run(request, prepared, plan)
+    else:
+        _real_run(request, prepared, plan)
 
+
+def _dry_run(request: _DowngradeRequest, prepared: PreparedDowngrade, plan: Plan) -> None:
+    """``--dry-run``: the plan (table, JSON or script) and, with --compose-file, the image diff."""
+    from migrator.report import blocked_message
+
+    target_release = prepared.target.release
+    if request.sql:
+        _print_script(plan, request.limits)
+    else:
+        _show_plan(plan, prepared.header(), json_out=request.json_out, release=target_release)
+        if not request.json_out:
+            _preview_pins(request, target_release)
     if plan.blocked:
-        _show_plan(plan, header, json_out=json_out, sql=False, target_release=target_release)
-        _fail(_blocked_message(plan, "nothing was changed"), EXIT_BLOCKED)
-    if not json_out:
-        _show_plan(plan, header, json_out=False, sql=False, target_release=target_release)
-    if not ignore_active_sessions:
+        _fail(blocked_message(plan, "the plan cannot run"), EXIT_BLOCKED)
+
+
+def _rehearse_only(request: _DowngradeRequest, prepared: PreparedDowngrade, plan: Plan) -> None:
+    """``--dry-run --rehearse``: the plan, then the plan run on a scratch copy only."""
+    from migrator.report import dry_run_json
+
+    target_release = prepared.target.release
+    if not request.json_out:
+        _show_plan(plan, prepared.header(), json_out=False, release=target_release)
+        _preview_pins(request, target_release)
+    rehearsed = _rehearse(request, prepared)
+    _report_rehearsal(rehearsed, stderr=request.json_out)
+    if request.json_out:
+        _print_json(dry_run_json(plan, target_release, rehearsed))
+    if not rehearsed.ok:
+        _fail(rehearsed.error or "the rehearsal failed", EXIT_FAILED)
+
+
+def _real_run(request: _DowngradeRequest, prepared: PreparedDowngrade, plan: Plan) -> None:
+    """The plan shown, the sessions refused, the rehearsal, the prompt, the backup, the run,
+    then the images pinned and what to do next."""
+    from migrator.commands import refuse_live_sessions
+    from migrator.report import blocked_message, describe_database
+
+    target_release = prepared.target.release
+    header = prepared.header()
+    if plan.blocked:
+        _show_plan(plan, header, json_out=request.json_out, release=target_release)
+        _fail(blocked_message(plan, "nothing was changed"), EXIT_BLOCKED)
+    if not request.json_out:
+        _show_plan(plan, header, json_out=False, release=target_release)
+    if not request.limits.ignore_active_sessions:
         refuse_live_sessions(prepared)  # before the prompt and the backup
-    rehearsal: RehearsalResult | None = None
-    if rehearse is not None:
-        rehearsal = _rehearse(url, plan, replan, rehearse, rehearse_url, run_options)
-        if yes or not rehearsal.ok or not sys.stdin.isatty():  # else the prompt shows it
-            _report_rehearsal(rehearsal, stderr=True)
-        if not rehearsal.ok:
-            if json_out:
-                out = plan.to_json()
-                out.update(final_version=current, target_release=target_release, dry_run=False)
-                out.update(rehearsal=rehearsal.to_json(), error=rehearsal.error)
-                _print_json(out)
-            _fail(rehearsal.error or "the rehearsal failed", EXIT_FAILED)
-    _confirm(yes, plan, _describe_database(url), rehearsal)
-    if backup is not None:
+    rehearsal = _rehearse_first(request, prepared, plan) if request.rehearse else None
+    _confirm(request.yes, plan, describe_database(prepared.url), rehearsal)
+    if request.backup is not None:
         from migrator.backup import pg_dump_backup
 
-        _progress(f"backing up the database to {backup} (pg_dump --format=custom) ...")
-        size = pg_dump_backup(url, backup)
-        _progress(f"backup written: {backup} ({size:,} bytes)")
-    try:
-        result = _run(prepared, run_options)
-    except MigratorError as exc:  # refused before the first step, or stopped part-way
-        if json_out:
-            # Scripts still get each step's status and where the database is: from the error.
-            if isinstance(exc, RunStopped):
-                out = replace(plan, steps=exc.steps or plan.steps).to_json()
-                out.update(final_version=exc.stop.final_version, stopped=exc.stop.to_json())
-            else:  # nothing ran (the lock is held, a session connected, the plan went stale)
-                untouched = [replace(s, status="not run") for s in plan.steps]
-                out = replace(plan, steps=untouched).to_json()
-                out.update(final_version=current, stopped=None)
-            out.update(target_release=target_release, dry_run=False, error=exc.message)
-            if rehearsal is not None:
-                out.update(rehearsal=rehearsal.to_json())
-            _print_json(out)
-        raise
-    if json_out:
-        out = replace(plan, steps=result.steps).to_json()
-        out.update(final_version=result.final_version)
-        out.update(target_release=target_release, dry_run=False)
-        if rehearsal is not None:
-            out.update(rehearsal=rehearsal.to_json())
-        _print_json(out)
+        _progress(f"backing up the database to {request.backup} (pg_dump --format=custom) ...")
+        size = pg_dump_backup(prepared.url, request.backup)
+        _progress(f"backup written: {request.backup} ({size:,} bytes)")
+    _run(request, prepared, rehearsal)
     if target_release:
         from resolver.images import next_steps
 
+        compose_file = request.compose_file
         pinned = None
         if compose_file is not None:
             pinned = _pin_images(compose_file, target_release, dry_run=False)
         for line in next_steps(target_release, pinned, str(compose_file or "")):
             _progress(line)
+
+
+def _rehearse_first(
+    request: _DowngradeRequest, prepared: PreparedDowngrade, plan: Plan
+) -> RehearsalResult:
+    """``--rehearse`` before a real run: one that fails stops the run (exit 1), nothing changed."""
+    from migrator.report import rehearsal_failed_json
+
+    rehearsal = _rehearse(request, prepared)
+    if request.yes or not rehearsal.ok or not _stdin_is_terminal():  # else the prompt shows it
+        _report_rehearsal(rehearsal, stderr=True)
+    if not rehearsal.ok:
+        if request.json_out:
+            release, current = prepared.target.release, prepared.current
+            out = rehearsal_failed_json(plan, rehearsal, current=current, target_release=release)
+            _print_json(out)
+        _fail(rehearsal.error or "the rehearsal failed", EXIT_FAILED)
+    return rehearsal
 
 
 def _check_from_release(*, dry_run: bool, rehearse: str | None) -> None:
@@ -1205,182 +1054,80 @@ def _check_from_release(*, dry_run: bool, rehearse: str | None) -> None:
         )
 
 
-def _plan_from_release(
-    from_release: str,
-    *,
-    to_release: str | None,
-    to_version: str | None,
-    sql: bool,
-    json_out: bool,
-    from_ref: str | None,
-    migrations_dir: Path | None,
-    compose_file: Path | None,
-    allow_prerelease: bool,
-    options: PlanOptions,
-    database_ignored: bool,
-    settings: GitHubSettings,
-) -> None:
+def _plan_from_release(request: _DowngradeRequest) -> None:
     """``downgrade --from-release R --dry-run``: the plan for a database at R, from the version
     table goose's Up leaves there (migrator.simulate); no database is read, even when one is
     configured: DATABASE_URL is often set in an operator's shell, and a plan that never connects
     has nothing in it to protect. The down SQL comes from where a real database's plan takes
     it, so the steps are those of a database freshly migrated to R.
     """
-    from migrator.commands import DirectorySupplier, MigrationSupplier, Target, plan_simulated
+    from migrator.commands import plan_simulated
     from migrator.hatchet.profile import PROFILE
-    from migrator.simulate import CATALOG_NOTE, DATA_LOSS_NOTE
+    from migrator.report import SimulationReport, blocked_message
 
-    profile = PROFILE
-    with _resolver(settings) as resolver:
-        if to_release is not None:
-            resolution = resolver.resolve(to_release, allow_prerelease=allow_prerelease)
-            target = Target(
-                resolution.version, resolution.release, frozenset(resolution.listing.versions)
-            )
-        else:
-            target = Target(_parse_version(to_version or ""))
-        target_release = target.release
-        _refuse_below_floor(target.version, profile)
-        start = resolver.resolve(from_release, allow_prerelease=allow_prerelease)
-        supplier: MigrationSupplier = (
-            DirectorySupplier(migrations_dir)
-            if migrations_dir is not None
-            else _ReleaseSupplier(resolver, from_ref, profile)
-        )
+    assert request.from_release is not None
+    with _resolver(request.settings) as resolver:
+        target = _target(request, resolver)
+        start = resolver.resolve(request.from_release, allow_prerelease=request.allow_prerelease)
         simulation = plan_simulated(
-            target, supplier, frozenset(start.listing.versions), profile=profile, options=options
+            target,
+            _supplier(request, resolver),
+            frozenset(start.listing.versions),
+            profile=PROFILE,
+            options=request.options,
         )
-    rows, current, plan = simulation.rows, simulation.current, simulation.plan
-    simulated = (
-        f"a simulated goose_db_version at {start.release}, its {len(rows) - 1} migrations "
-        "applied as goose up leaves them"
-        + ("; the configured database (DATABASE_URL) is not read" if database_ignored else "")
+    report = SimulationReport(
+        simulation, start.release, start.version, start.commit, bool(request.database_url)
     )
+    plan = simulation.plan
     if plan is None:
-        if not json_out:
-            typer.echo(f"database: none read: {simulated}")
-        _nothing_to_do(current, target.version, json_out)
+        if not request.json_out:
+            typer.echo(f"database: none read: {report.database}")
+        _nothing_to_do(simulation.current, target.version, request.json_out)
         return
-    source, place, lookups = simulation.source, simulation.current_place, simulation.catalog_lookups
-    caveat = CATALOG_NOTE + (
-        f" ({lookups} plan-time lookups answered with no rows)" if lookups else ""
-    )
-    plan.notes += [f"no database read: {simulated}", caveat, DATA_LOSS_NOTE]
-    if sql:
-        comment = [
-            f"SIMULATED: planned without a database, for one at {start.release} ({start.version})",
-            caveat,
-            DATA_LOSS_NOTE,
-        ]
-        sys.stdout.write("".join(f"-- {line}\n" for line in comment))
-        _show_plan(plan, {}, json_out=False, sql=True, target_release=target_release)
-    elif json_out:
-        out = plan.to_json()
-        out.update(target_release=target_release, dry_run=True, from_release=start.release)
-        out.update(
-            simulated={
-                "from_release": start.release,
-                "from_commit": start.commit,
-                "rows": len(rows),
-                "database_read": False,
-                "catalog_lookups": lookups,
-            }
-        )
-        _print_json(out)
+    plan.notes += report.notes()
+    if request.sql:
+        sys.stdout.write(report.script_comment())
+        _print_script(plan, request.limits)
+    elif request.json_out:
+        _print_json(report.to_json(plan, target.release))
     else:
-        header = {
-            "current": f"{current} ({place})" if place else str(current),
-            "target": f"{target.version}" + (f" ({target_release})" if target_release else ""),
-            "source": source,
-            "database": f"none read: {simulated}",
-            "sessions": "not checked: no database",
-            "statements": caveat,
-            "data loss": DATA_LOSS_NOTE,
-        }
-        _show_plan(plan, header, json_out=False, sql=False, target_release=target_release)
-        if compose_file is not None and target_release:
-            _pin_images(compose_file, target_release, dry_run=True)
+        _show_plan(plan, report.header(target), json_out=False, release=target.release)
+        _preview_pins(request, target.release)
     if plan.blocked:
-        _fail(_blocked_message(plan, "the plan cannot run"), EXIT_BLOCKED)
-
-
-def _refuse_below_floor(target: int, profile: Profile) -> None:
-    """Below the project's first release with goose downs there is nothing to migrate down to."""
-    if profile.floor_version is not None and 0 < target < profile.floor_version:
-        _fail(
-            f"version {target} is older than {profile.floor_release} ({profile.floor_version}), "
-            f"the oldest release a downgrade can reach: releases before it have no goose "
-            "migrations to migrate down to, and no option changes that (restore a backup or "
-            "snapshot taken at that release instead)",
-            EXIT_BAD_INPUT,
-        )
-
-
-def _blocked_message(plan: Plan, outcome: str) -> str:
-    """One line naming every blocking step, why, and the way forward where the reason does not
-    say it (a blocked plan lists them all)."""
-    from migrator.report import way_forward
-
-    steps = plan.blocked_steps
-    named = "; ".join(
-        f"{s.file or f'version {s.version} (no file)'}: {s.reason or 'blocked'}"
-        + (f" (way forward: {hint})" if (hint := way_forward(s)) else "")
-        for s in steps
-    )
-    return f"the plan is blocked by {len(steps)} step(s), {outcome}: {named}"
+        _fail(blocked_message(plan, "the plan cannot run"), EXIT_BLOCKED)
 
 
 def _nothing_to_do(current: int, target: int, json_out: bool) -> None:
-    if target > current:
-        message = (
-            f"target {target} is above the current version {current}: this tool only "
-            "downgrades; use hatchet-migrate to upgrade"
-        )
-    else:
-        message = f"the database is already at {current}: nothing to do"
+    from migrator.report import nothing_to_do, nothing_to_do_json
+
     if json_out:
-        _print_json(
-            {
-                "from_version": current,
-                "to_version": target,
-                "steps": [],
-                "final_version": current,
-                "message": message,
-            }
-        )
+        _print_json(nothing_to_do_json(current, target))
     else:
-        typer.echo(message)
+        typer.echo(nothing_to_do(current, target))
 
 
-def _show_plan(
-    plan: Plan,
-    header: dict[str, str],
-    *,
-    json_out: bool,
-    sql: bool,
-    target_release: str | None,
-    limits: tuple[float, float, float] | None = None,
-) -> None:
-    """``limits``: what ``--sql`` bakes in: --lock-timeout, --ddl-lock-timeout and
-    --statement-timeout (default: the tool's defaults)."""
-    if sql:
-        from migrator.sqlscript import ScriptSettings, sql_script
+def _show_plan(plan: Plan, header: dict[str, str], *, json_out: bool, release: str | None) -> None:
+    """The plan as a table for a person, or (``json_out``) as a dry run's JSON object."""
+    from migrator.report import dry_run_json, render_plan
 
-        settings = ScriptSettings(*limits) if limits else ScriptSettings()
-        sys.stdout.write(sql_script(plan, settings))
-        return
     if json_out:
-        out = plan.to_json()
-        out.update(target_release=target_release, dry_run=True)
-        _print_json(out)
-        return
-    from migrator.report import render_plan
-
-    render_plan(plan, _console(stderr=False), header=header)
+        _print_json(dry_run_json(plan, release))
+    else:
+        render_plan(plan, _console(stderr=False), header=header)
 
 
-def _no_color() -> bool:
-    return bool(os.environ.get("NO_COLOR"))
+def _print_script(plan: Plan, limits: RunLimits) -> None:
+    """``--sql``: the plan as a psql script, with the given limits baked in."""
+    from migrator.report import sql_script
+
+    sys.stdout.write(sql_script(plan, limits.script_settings()))
+
+
+def _preview_pins(request: _DowngradeRequest, release: str | None) -> None:
+    """With --compose-file, a dry run shows the diff pinning the images to the target would make."""
+    if request.compose_file is not None and release:
+        _pin_images(request.compose_file, release, dry_run=True)
 
 
 def _console(*, stderr: bool) -> Console:
@@ -1389,23 +1136,16 @@ def _console(*, stderr: bool) -> Console:
 
     stream = sys.stderr if stderr else sys.stdout
     width = None if stream.isatty() or os.environ.get("COLUMNS") else 200
-    return Console(file=stream, no_color=_no_color(), width=width, highlight=False)
-
-
-def _describe_database(url: str) -> str:
-    """``database DBNAME on HOST port PORT`` of ``url``, never the password."""
-    from migrator.database import parse_url
-
-    params = parse_url(url)
-    host = params.get("host") or params.get("hostaddr") or "the local socket"
-    port = params.get("port") or "5432"
-    dbname = params.get("dbname") or params.get("user") or "?"
-    return f"database {dbname} on {host} port {port}"
+    return Console(
+        file=stream, no_color=bool(os.environ.get("NO_COLOR")), width=width, highlight=False
+    )
 
 
 def _confirm(
     yes: bool, plan: Plan, database: str, rehearsal: RehearsalResult | None = None
 ) -> None:
+    from migrator.report import confirmation_question
+
     if yes:
         return
     if not _stdin_is_terminal():
@@ -1414,26 +1154,12 @@ def _confirm(
             "pass --yes",
             EXIT_BAD_INPUT,
         )
-    n = len(plan.steps)
-    losses = [w for s in plan.steps for w in s.warnings if w.startswith("data loss:")]
-    rows = [what for s in plan.steps for what in s.data_loss]
-    patched = sum(1 for s in plan.steps if s.patched)
-    for what in rows:
+    for what in (what for s in plan.steps for what in s.data_loss):
         _progress(f"rows that go: {what}")
-    rehearsed = ""
     if rehearsal is not None:
         _report_rehearsal(rehearsal, stderr=True)  # its result and the time of each step
-        rehearsed = (
-            f" Rehearsed on a {rehearsal.mode} copy: passed, its steps took "
-            f"{rehearsal.run_seconds:.2f}s."
-        )
-    question = (
-        f"Revert {n} migration(s) on {database}, {plan.from_version} -> {plan.to_version} "
-        f"({len(losses)} data-loss warning(s), {len(rows)} of them rows that do not fit the "
-        f"older schema; {patched} patched step(s))?{rehearsed}"
-    )
     try:
-        agreed = _ask(question)
+        agreed = _ask(confirmation_question(plan, database, rehearsal))
     except KeyboardInterrupt as exc:  # Ctrl-C (or a signal turned into an exception)
         typer.echo(err=True)
         from migrator.interrupts import signum_of
@@ -1473,158 +1199,69 @@ def _progress(line: str) -> None:
     typer.echo(line, err=True)
 
 
-# A plain-text lock wait repeats at most this often (seconds) while nothing changes.
-_LOCK_WAIT_REPEAT = 30.0
-
-
 def _stderr_is_terminal() -> bool:
     return sys.stderr.isatty()
 
 
-@contextmanager
-def _step_progress(plan: Plan, label: str = "") -> Iterator[EventCallback]:
-    """Per-step progress on stderr: a rich bar on a terminal, plain lines otherwise; ``label``
-    starts every line (``rehearsal: `` for the steps run on the scratch copy).
+def _step_progress(plan: Plan, label: str = "") -> AbstractContextManager[EventCallback]:
+    """Per-step progress on stderr (migrator.report.step_progress): a rich bar on a terminal,
+    plain lines otherwise."""
+    from migrator.report import step_progress
 
-    Waits for goose's lock inside the block are shown too (who holds it, how long it will be
-    waited for); a finished bar says how many steps were reverted, never "reverting".
-    """
-    from migrator.lockholders import GooseLockWait, reporting_lock_waits
-
-    total = len(plan.steps)
-    index = {s.version: i for i, s in enumerate(plan.steps, start=1)}
-    said_holders: tuple[int, ...] | None = None  # the last lock wait line shown
-    said_at = 0.0
-
-    def line(event: str, step: Step, elapsed: float) -> str | None:
-        n, name = index.get(step.version, 0), step.file or str(step.version)
-        if event == "done":
-            return f"{label}[{n}/{total}] reverted {name} in {elapsed:.2f}s"
-        if event == "failed":
-            return f"{label}[{n}/{total}] FAILED {name} after {elapsed:.2f}s"
-        return f"{label}[{n}/{total}] reverting {name} ..." if event == "start" else None
-
-    def lock_line(wait: GooseLockWait) -> str | None:
-        """The wait as a line when it is news: the first report, other holders, the lock taken,
-        or half a minute since the last line."""
-        nonlocal said_holders, said_at
-        news = wait.taken or said_holders != wait.holder_pids()
-        if not news and wait.waited - said_at < _LOCK_WAIT_REPEAT:
-            return None
-        said_holders, said_at = wait.holder_pids(), wait.waited
-        return f"{label}{wait.describe()}"
-
-    if not _stderr_is_terminal():
-
-        def plain(event: str, step: Step, elapsed: float) -> None:
-            text = line(event, step, elapsed)
-            if text:
-                _progress(text)
-
-        def plain_wait(wait: GooseLockWait) -> None:
-            text = lock_line(wait)
-            if text:
-                _progress(text)
-
-        with reporting_lock_waits(plain_wait):
-            yield plain
-        return
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from rich.text import Text
-
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, TimeElapsedColumn(), console=_console(stderr=True)) as bar:
-        task = bar.add_task(f"{label}starting", total=total)
-        done: list[Step] = []
-        failed: list[Step] = []
-
-        def rich_event(event: str, step: Step, elapsed: float) -> None:
-            name = step.file or str(step.version)
-            if event == "start":
-                bar.update(task, description=f"{label}reverting {name}")
-                return
-            text = line(event, step, elapsed)
-            if text:
-                bar.console.print(Text(text, style="red" if event == "failed" else ""))
-            if event == "done":
-                done.append(step)
-                bar.advance(task)
-                if len(done) == total:
-                    bar.update(task, description=f"{label}reverted {total} step(s)")
-            elif event == "failed":
-                failed.append(step)
-                bar.update(task, description=f"{label}FAILED at {name}")
-
-        def rich_wait(wait: GooseLockWait) -> None:
-            text = lock_line(wait)
-            if text:
-                bar.console.print(Text(text))
-            bar.update(
-                task,
-                description=f"{label}lock taken, starting"
-                if wait.taken
-                else f"{label}waiting for the goose lock (gives up in {wait.remaining:.0f} s)",
-            )
-
-        try:
-            with reporting_lock_waits(rich_wait):
-                yield rich_event
-        finally:
-            if len(done) < total and not failed:  # stopped otherwise: lock lost, a signal
-                bar.update(task, description=f"{label}stopped: {len(done)} of {total} reverted")
+    console = _console(stderr=True) if _stderr_is_terminal() else None
+    return step_progress(plan, console=console, say=_progress, label=label)
 
 
-def _run(prepared: PreparedDowngrade, run_options: dict[str, Any]) -> RunResult:
-    """The real run, with per-step progress and a closing line on stderr."""
+def _run_options(limits: RunLimits) -> dict[str, Any]:
+    """run_plan's keyword arguments for the real run and the rehearsal alike."""
+    return limits.run_options(on_wait=lambda wait: _progress(f"lock wait: {wait.describe()}"))
+
+
+def _run(
+    request: _DowngradeRequest, prepared: PreparedDowngrade, rehearsal: RehearsalResult | None
+) -> None:
+    """The real run, with per-step progress and a closing line on stderr; with --json, the
+    result, or where a run that stopped left the database, on stdout."""
     from migrator.commands import execute_downgrade
+    from migrator.errors import MigratorError
+    from migrator.report import run_json, stopped_json
 
     assert prepared.plan is not None
-    plan = prepared.plan
+    plan, release = prepared.plan, prepared.target.release
     started = time.monotonic()
-    with _step_progress(plan) as on_event:
-        result = execute_downgrade(
-            prepared, run_options=run_options, on_event=on_event, on_notice=_progress
-        )
+    try:
+        with _step_progress(plan) as on_event:
+            result = execute_downgrade(
+                prepared,
+                run_options=_run_options(request.limits),
+                on_event=on_event,
+                on_notice=_progress,
+            )
+    except MigratorError as exc:  # refused before the first step, or stopped part-way
+        if request.json_out:
+            current = prepared.current
+            out = stopped_json(
+                plan, exc, current=current, target_release=release, rehearsal=rehearsal
+            )
+            _print_json(out)
+        raise
     done = sum(1 for s in result.steps if s.status == "done")
     _progress(
         f"done: {plan.from_version} -> {result.final_version}, {done} step(s) reverted "
         f"in {time.monotonic() - started:.1f}s"
     )
-    return result
+    if request.json_out:
+        _print_json(run_json(plan, result, target_release=release, rehearsal=rehearsal))
 
 
-def _run_options(
-    lock_timeout: float,
-    ignore_active_sessions: bool,
-    ddl_limits: tuple[float, int, float] = (5.0, 5, 0.0),
-) -> dict[str, Any]:
-    """run_plan's keyword arguments (all but on_event) for the real run and the rehearsal
-    alike: the rehearsal runs with exactly the options the real run will."""
-    ddl_lock_timeout, ddl_lock_retries, statement_timeout = ddl_limits
-    return {
-        "lock_timeout": lock_timeout,
-        "ignore_active_sessions": ignore_active_sessions,
-        "ddl_lock_timeout": ddl_lock_timeout,
-        "ddl_lock_retries": ddl_lock_retries,
-        "statement_timeout": statement_timeout,
-        "on_wait": lambda wait: _progress(f"lock wait: {wait.describe()}"),
-    }
-
-
-def _rehearse(
-    url: str,
-    plan: Plan,
-    replan: Replan,
-    mode: str,
-    server_url: str | None,
-    run_options: dict[str, Any],
-) -> RehearsalResult:
-    """Run ``plan`` on a scratch copy (migrator.rehearsal); progress of the copy and of each
-    step on stderr. ``plan`` is not changed: the rehearsal runs a copy of it."""
+def _rehearse(request: _DowngradeRequest, prepared: PreparedDowngrade) -> RehearsalResult:
+    """Run the prepared plan on a scratch copy (migrator.rehearsal); progress of the copy and of
+    each step on stderr. The plan is not changed: the rehearsal runs a copy of it."""
     from migrator.rehearsal import MODES, rehearse
 
-    chosen = next(m for m in MODES if m == mode)
+    plan, replan = prepared.plan, prepared.replan
+    assert plan is not None and replan is not None
+    chosen = next(m for m in MODES if m == request.rehearse)
     with ExitStack() as stack:
         bar: list[EventCallback] = []
 
@@ -1634,12 +1271,12 @@ def _rehearse(
             bar[0](event, step, elapsed)
 
         return rehearse(
-            url,
+            prepared.url,
             plan,
             replan,
             mode=chosen,
-            server_url=server_url,
-            run_options=run_options,
+            server_url=request.rehearse_url,
+            run_options=_run_options(request.limits),
             on_event=on_event,
             on_progress=_progress,
         )
@@ -1651,23 +1288,17 @@ def _report_rehearsal(rehearsal: RehearsalResult, *, stderr: bool) -> None:
 
 
 def _pin_images(compose_file: Path, release: str, *, dry_run: bool) -> PinResult:
+    """Pin the compose file's Hatchet images to ``release``; ``dry_run``: print the diff."""
     from resolver.images import diff, rewrite_compose_file
+    from resolver.summaries import pin_outcome
 
     result = rewrite_compose_file(compose_file, release, dry_run=dry_run)
     for warning in result.warnings:
         _progress(f"warning: {warning}")
     if dry_run:
         sys.stdout.write(diff(result.original, result.text, str(compose_file)))
-    elif result.changed:
-        _progress(
-            f"pinned {len(result.changes)} Hatchet image reference(s) in {compose_file} "
-            f"to {release} (original kept as {result.backup})"
-        )
-    elif result.pinned_images:
-        names = ", ".join(result.pinned_images)
-        _progress(f"{compose_file}: {names} already pinned to {release}; nothing changed")
     else:
-        _progress(f"{compose_file}: no Hatchet image was pinned")
+        _progress(pin_outcome(result, compose_file, release))
     return result
 
 
@@ -1734,8 +1365,11 @@ def bundle(
     if listings not in ("all", "plan", "auto"):
         _fail(f"--listings takes all, plan or auto, not {listings!r}", EXIT_BAD_INPUT)
     with _errors():
-        settings = _with_source(
-            _settings(api_url, token, repo, migrations_path, cache_dir, offline), None, git_dir
+        from resolver.bundle import summary_json
+        from resolver.summaries import bundle_summary, requests_spent
+
+        settings = _settings(
+            api_url, token, repo, migrations_path, cache_dir, offline, git_dir=git_dir
         )
         with _resolver(settings) as source:
             every = listings == "all" or (listings == "auto" and source.cheap_listings)
@@ -1748,44 +1382,12 @@ def bundle(
             written, header = _make_bundle(
                 source, to_release, from_release, output, allow_prerelease, every, settings
             )
-            requests = _requests_spent(source)
-        from resolver.bundle import summary_json
-
+            requests = requests_spent(source)
         if json_out:
             _print_json({**summary_json(written, header), "requests": requests})
             return
-        typer.echo(f"wrote {written.path}: {written.size:,} bytes, sha256 {written.sha256}")
-        typer.echo(
-            f"covers:   downgrades to {header.to_release} ({header.to_version}) of databases at "
-            f"or below {header.from_release} ({header.from_version})"
-        )
-        typer.echo(
-            f"holds:    {len(written.releases)} release listings ({written.trees} distinct "
-            f"trees), {written.blobs} files ({written.blob_bytes:,} bytes), the tag list"
-        )
-        if requests is not None:
-            spent = ", ".join(f"{k} {v}" for k, v in requests.items() if k != "total")
-            typer.echo(f"requests: {requests['total']} to {settings.api_url} ({spent})")
-        typer.echo(
-            f"use it:   hatchet-schema downgrade --to-release {header.to_release} "
-            f"--bundle {written.path} --dry-run"
-        )
-
-
-def _requests_spent(source: ReleaseSource) -> dict[str, int] | None:
-    """What a GitHub-backed source sent; ``None`` for a local clone."""
-    from resolver.service import Resolver
-
-    if not isinstance(source, Resolver):
-        return None
-    stats = source.stats
-    counts = {
-        "core": stats.core,
-        "not_modified": stats.not_modified,
-        "raw": stats.raw,
-        "graphql": stats.graphql,
-    }
-    return {**counts, "total": sum(counts.values())}
+        for line in bundle_summary(written, header, requests, settings.api_url):
+            typer.echo(line)
 
 
 def _make_bundle(
@@ -1798,84 +1400,34 @@ def _make_bundle(
     settings: GitHubSettings,
 ) -> tuple[WrittenBundle, BundleHeader]:
     """Record what ``downgrade`` and ``status`` read for the database states a bundle for
-    ``to_release`` covers, and write it.
-
-    The states: the database holding exactly the migrations of ``from_release``, and of each
-    release that shipped a renamed or deleted version (see the profile); with ``every_listing``
-    also of each release from ``to_release`` to ``from_release`` (semver order). For each, the
-    same resolver calls as ``downgrade --to-release`` (the target, the source release, every
-    file the plan reads, renamed versions from the releases that shipped them) and, with
-    ``every_listing``, ``status`` (where the version sits, orphan rows) run through a resolver
-    that records what it reads; the bundle holds exactly that, so replaying it answers as the
-    online run does.
-    """
+    ``to_release`` covers, and write it (resolver.workflows.record_bundle); the plan of each
+    state comes from the migrator's planner, with Hatchet's renamed versions."""
+    from migrator.commands import refuse_below_floor
     from migrator.hatchet.profile import PROFILE
     from migrator.planner import versions_to_revert
-    from migrator.versions import VersionRow
-    from resolver.bundle import BundleHeader, record, stable_between, write_bundle
+    from migrator.simulate import simulated_rows
+    from resolver.workflows import record_bundle
 
-    profile = PROFILE
-    recorder, recording = record(source)
-    releases = recorder.releases(include_prereleases=True)
-    stable = [r for r in releases if not r.prerelease]
-    if every_listing:  # every stable release: the span and what status's search visits
-        source.prefetch(stable)
-    newest = recorder.newest_listing()
-    target = recorder.resolve(to_release, allow_prerelease=allow_prerelease)
-    _refuse_below_floor(target.version, profile)
-    upper = recorder.resolve(from_release or newest.ref, allow_prerelease=allow_prerelease)
-    if upper.version < target.version:
-        _fail(
-            f"--from-release {upper.release} ({upper.version}) is older than --to-release "
-            f"{target.release} ({target.version}): a bundle covers downgrades from "
-            "--from-release down to --to-release",
-            EXIT_BAD_INPUT,
-        )
-    low = recorder.release(target.release, allow_prerelease=True)
-    high = recorder.release(upper.release, allow_prerelease=True)
-    span = stable_between(releases, low, high)
-    # releases that shipped a renamed or deleted version the target lacks: a database at or below
-    # --from-release that ran one holds an orphan row whose down only that release has
-    at_or_below = {r.tag for r in releases if r.version <= high.version}
-    shipped = [
-        tag
-        for old in profile.renamed.values()
-        if old.version not in target.listing.versions
-        for tag in old.shipped_in
-        if tag in at_or_below
-    ]
-    states: set[frozenset[int]] = {upper.listing.versions}
-    for tag in dict.fromkeys([*(r.tag for r in span if every_listing), *shipped]):
-        states.add(recorder.listing(tag).versions)
-    # newest state first: its plan reads nearly every file, in one batch; later ones re-use them
-    for state in sorted(states, key=lambda versions: max(versions, default=0), reverse=True):
-        applied = sorted(state)
-        if not applied:
-            continue
-        rows = [VersionRow(i, v, True, None) for i, v in enumerate([0, *applied], start=1)]
-        current = applied[-1]
-        if current > target.version:  # downgrade --to-release: what the plan reads
-            versions = versions_to_revert(
-                rows, target.version, profile=profile, target_versions=target.listing.versions
-            )
-            _remote_migrations(recorder, None, versions, profile)
-            recorder.place_version(current, budget=0)
-        if every_listing:  # status: where the version sits, and orphan rows
-            recorder.place_version(current)
-            for version in applied:
-                if version not in newest.versions:
-                    recorder.place_version(version)
-    header = BundleHeader(
-        repository=recorder.repo,
-        migrations_path=recorder.migrations_path,
-        to_release=target.release,
-        to_version=target.version,
-        from_release=upper.release,
-        from_version=upper.version,
-        newest_release=newest.ref,
+    def read_downgrade(
+        recorder: ReleaseResolver, applied: Sequence[int], target: Resolution
+    ) -> None:
+        wanted = target.listing.versions
+        rows = simulated_rows(applied)  # goose's table holding exactly ``applied``
+        versions = versions_to_revert(rows, target.version, profile=PROFILE, target_versions=wanted)
+        _ReleaseSupplier(recorder, None, PROFILE).migrations(versions)
+
+    return record_bundle(
+        source,
+        output,
+        to_release=to_release,
+        from_release=from_release,
+        allow_prerelease=allow_prerelease,
+        every_listing=every_listing,
+        renamed={r.version: r.shipped_in for r in PROFILE.renamed.values()},
+        check_target=lambda version: refuse_below_floor(version, PROFILE),
+        read_downgrade=read_downgrade,
         made_from=source.origin or f"GitHub API {settings.api_url}",
     )
-    return write_bundle(output, header, recording), header
 
 
 def main() -> None:
@@ -1884,17 +1436,19 @@ def main() -> None:
     place: they are shown through the same redaction and shortening as the tool's errors."""
     from io import StringIO
 
-    _remember_inputs(sys.argv[1:])
+    from migrator.shown import remember_inputs, shown
+
+    remember_inputs(sys.argv[1:], os.environ)
     try:
         code = app(standalone_mode=False)
     except typer.TyperException as exc:  # click's UsageError and the like, not yet shown
-        shown = StringIO()
+        usage = StringIO()
         show = getattr(exc, "show", None)
         if callable(show):
-            show(file=shown)
+            show(file=usage)
         else:
-            shown.write(f"Error: {exc.format_message()}\n")
-        typer.echo(_shown(shown.getvalue()), err=True, nl=False)
+            usage.write(f"Error: {exc.format_message()}\n")
+        typer.echo(shown(usage.getvalue()), err=True, nl=False)
         sys.exit(exc.exit_code)
     except typer.Abort:
         typer.echo("Aborted!", err=True)

@@ -19,14 +19,26 @@ from typing import Any, Protocol
 
 from migrator.catalog import ConnectionCatalog
 from migrator.database import APPLICATION_NAME, connect, other_sessions
+from migrator.errors import BadInputError
 from migrator.journal import Interrupted, read_journal
 from migrator.plan import Plan
 from migrator.planner import PlanOptions, build_plan, versions_to_revert
 from migrator.profile import Catalog, Profile
 from migrator.rehearsal import Leftover, find_leftovers
-from migrator.runner import EventCallback, NoticeCallback, RunResult, refuse_sessions, run_plan
+from migrator.runner import (
+    DEFAULT_DDL_LOCK_RETRIES,
+    DEFAULT_DDL_LOCK_TIMEOUT,
+    DEFAULT_STATEMENT_TIMEOUT,
+    EventCallback,
+    NoticeCallback,
+    RunResult,
+    WaitCallback,
+    refuse_sessions,
+    run_plan,
+)
 from migrator.sessions import Session
 from migrator.sources import MigrationFile, load_directory
+from migrator.sqlscript import ScriptSettings
 from migrator.versions import VersionRow, applied_versions, current_version, read_version_rows
 
 __all__ = [
@@ -34,12 +46,14 @@ __all__ = [
     "DirectorySupplier",
     "MigrationSupplier",
     "PreparedDowngrade",
+    "RunLimits",
     "SimulatedDowngrade",
     "Target",
     "execute_downgrade",
     "plan_simulated",
     "prepare_downgrade",
     "read_status",
+    "refuse_below_floor",
 ]
 
 
@@ -68,6 +82,18 @@ class DirectorySupplier:
         return ""
 
 
+def refuse_below_floor(version: int, profile: Profile) -> None:
+    """Below the project's first release with goose downs there is nothing to migrate down to:
+    ``BadInputError`` (exit 2)."""
+    if profile.floor_version is not None and 0 < version < profile.floor_version:
+        raise BadInputError(
+            f"version {version} is older than {profile.floor_release} ({profile.floor_version}), "
+            f"the oldest release a downgrade can reach: releases before it have no goose "
+            "migrations to migrate down to, and no option changes that (restore a backup or "
+            "snapshot taken at that release instead)"
+        )
+
+
 @dataclass(frozen=True)
 class Target:
     """The version to go down to; from a release, also the versions that release ships."""
@@ -75,6 +101,44 @@ class Target:
     version: int
     release: str | None = None
     versions: frozenset[int] | None = None
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    """How long a run waits and what it lets pass (``downgrade``'s --lock-timeout,
+    --ddl-lock-timeout, --ddl-lock-retries, --statement-timeout, --ignore-active-sessions): one
+    value for the real run, the rehearsal and the ``--sql`` script alike."""
+
+    lock_timeout: float = 300.0
+    """Seconds to wait for goose's migration lock."""
+    ddl_lock_timeout: float = DEFAULT_DDL_LOCK_TIMEOUT
+    """PostgreSQL ``lock_timeout`` per statement (0: wait forever)."""
+    ddl_lock_retries: int = DEFAULT_DDL_LOCK_RETRIES
+    """How often a step that hit ``ddl_lock_timeout`` is tried again."""
+    statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT
+    """PostgreSQL ``statement_timeout`` per statement (0: none)."""
+    ignore_active_sessions: bool = False
+    """Run even when other client sessions are connected."""
+
+    def run_options(self, *, on_wait: WaitCallback | None = None) -> dict[str, Any]:
+        """``run_plan``'s keyword arguments for these limits (for :func:`execute_downgrade` and
+        the rehearsal, which runs with exactly the options the real run will)."""
+        return {
+            "lock_timeout": self.lock_timeout,
+            "ignore_active_sessions": self.ignore_active_sessions,
+            "ddl_lock_timeout": self.ddl_lock_timeout,
+            "ddl_lock_retries": self.ddl_lock_retries,
+            "statement_timeout": self.statement_timeout,
+            "on_wait": on_wait,
+        }
+
+    def script_settings(self) -> ScriptSettings:
+        """What the ``--sql`` script bakes in of these limits."""
+        return ScriptSettings(
+            lock_wait=self.lock_timeout,
+            ddl_lock_timeout=self.ddl_lock_timeout,
+            statement_timeout=self.statement_timeout,
+        )
 
 
 @dataclass

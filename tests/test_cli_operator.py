@@ -563,9 +563,7 @@ def _option_help(text: str) -> dict[str, str]:
             current = line.split()[-1]
             entries[current] = ""
         elif current is not None and line.startswith("   "):
-            # click's wrapping may split an option name at a hyphen ("--migrations-" / "dir")
-            glue = "" if re.search(r"--[\w-]*-$", entries[current]) else " "
-            entries[current] += glue + line.strip()
+            entries[current] += " " + line.strip()
     return entries
 
 
@@ -591,6 +589,18 @@ def test_help_has_examples_and_no_type_placeholders() -> None:
             if isinstance(param, typer.core.TyperOption) and not param.is_flag:
                 assert param.metavar, f"{name} {param.opts[0]} has no metavar"
                 assert f"{param.opts[0]} {param.metavar}" in text, (name, param.opts)
+
+
+@pytest.mark.parametrize("columns", ["60", "80"])
+def test_help_never_splits_a_word_at_its_hyphen(columns: str) -> None:
+    """click's wrapping broke "--migrations-dir" into "--migrations-" / "dir" below 80 columns."""
+    for name in (None, *COMMANDS):
+        args = [name, "--help"] if name else ["--help"]
+        result = invoke_cli(args, None, cache_dir=None, env={"COLUMNS": columns})
+        assert result.returncode == 0, str(result)
+        split = [line for line in result.stdout.splitlines() if re.search(r"\w-$", line)]
+        assert split == [], (name, split)
+        assert "\u2011" not in result.stdout
 
 
 def test_help_tells_migrations_dir_from_migrations_path() -> None:

@@ -124,6 +124,22 @@ def test_the_plan_is_the_one_a_real_database_at_that_release_gets(
     assert script == want_out
 
 
+def test_the_simulated_sql_bakes_in_the_lock_options(gh: Emulator, tmp_path: Path) -> None:
+    """--sql without a database bakes in the given limits, as the database path does."""
+    args = ["--from-release", "v0.60.0", "--to-release", "v0.58.0", "--dry-run", "--sql"]
+    code, out, err = downgrade(gh, tmp_path / "cache", *args)
+    assert code == 0, err
+    assert "interval '300 seconds'" in out and "SET lock_timeout = 5000;" in out  # the defaults
+    limits = ["--lock-timeout", "42", "--ddl-lock-timeout", "7.5", "--statement-timeout", "30"]
+    code, out, err = downgrade(gh, tmp_path / "cache", *args, *limits)
+    assert code == 0, err
+    assert out.startswith("-- SIMULATED: planned without a database")
+    assert "interval '42 seconds'" in out
+    assert "SET lock_timeout = 7500;" in out
+    assert "SET statement_timeout = 30000;" in out
+    assert "interval '300 seconds'" not in out and "SET lock_timeout = 5000;" not in out
+
+
 def test_the_simulated_table_is_what_goose_up_from_empty_leaves() -> None:
     rows = simulated_rows([20250402090000, 20250311000000, 20250318101500, 20250311000000])
     assert [(r.id, r.version_id, r.is_applied) for r in rows] == [
