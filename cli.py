@@ -258,8 +258,10 @@ def _fail(message: str, code: int) -> NoReturn:
 
 @contextmanager
 def _errors() -> Iterator[None]:
-    """Turn the packages' error values into one clear message and the contract's exit code."""
-    from migrator.database import scrubbed_output
+    """Turn the packages' error values into one clear message and the contract's exit code.
+    The passwords the command's URLs held are masked until that message is out, then forgotten
+    (a second command in the same process, as in the tests, starts with none)."""
+    from migrator.database import forget_secrets, scrubbed_output
     from migrator.errors import MigratorError
     from migrator.interrupts import signal_name, signals_raise, signum_of
     from resolver.errors import ResolverError
@@ -273,6 +275,8 @@ def _errors() -> Iterator[None]:
     except KeyboardInterrupt as exc:
         signum = signum_of(exc)
         _fail(f"stopped by {signal_name(signum)}; nothing was changed", 128 + signum)
+    finally:
+        forget_secrets()
 
 
 def _settings(
@@ -1119,7 +1123,7 @@ def _show_plan(plan: Plan, header: dict[str, str], *, json_out: bool, release: s
 
 def _print_script(plan: Plan, limits: RunLimits) -> None:
     """``--sql``: the plan as a psql script, with the given limits baked in."""
-    from migrator.report import sql_script
+    from migrator.sqlscript import sql_script
 
     sys.stdout.write(sql_script(plan, limits.script_settings()))
 

@@ -4,7 +4,7 @@ Run from the checkout: ``python bench/downgrade_vs_psql.py [--migrations N] [--r
 writes N generated goose migrations (tables, indexes, a function, one NO TRANSACTION file in
 ten) to a temporary directory, and for each round creates a database, migrates it up, then
 reverts every migration either with ``migrator.runner.run_plan`` or with ``psql -v
-ON_ERROR_STOP=1 -f`` on ``migrator.report.sql_script`` of the same plan (the two alternate,
+ON_ERROR_STOP=1 -f`` on ``migrator.sqlscript.sql_script`` of the same plan (the two alternate,
 round by round). It prints the median wall time of each, the per-step cost, the ratio of the
 medians and the median of the per-round ratios. The server is ``TEST_DATABASE_URL`` or
 ``postgresql://postgres@127.0.0.1:5432/postgres``; its databases are created and dropped here.
@@ -34,10 +34,10 @@ sys.path.insert(0, str(ROOT))
 from migrator.database import connect  # noqa: E402
 from migrator.plan import Plan  # noqa: E402
 from migrator.planner import build_plan  # noqa: E402
-from migrator.report import sql_script  # noqa: E402
 from migrator.runner import run_plan  # noqa: E402
 from migrator.sources import MigrationFile, load_directory  # noqa: E402
 from migrator.sqlparser import parse_sql  # noqa: E402
+from migrator.sqlscript import sql_script  # noqa: E402
 from migrator.versions import current_version, read_version_rows  # noqa: E402
 
 SERVER = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

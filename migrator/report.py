@@ -1,9 +1,7 @@
 """Showing a downgrade: the plan as a rich table for people, each step's progress while it
 runs, the one-line messages (blocked, nothing to do, the confirmation question) and the JSON
-objects ``downgrade --json`` prints; none of it needs typer, ``cli.py`` only prints it.
-
-``sql_script`` (from :mod:`migrator.sqlscript`) writes what the runner sends, in the order it
-sends it, as a psql script that is safe to run by hand.
+objects ``downgrade --json`` prints; none of it needs typer, ``cli.py`` only prints it. (The
+``--sql`` script is :mod:`migrator.sqlscript`.)
 """
 
 from __future__ import annotations
@@ -22,7 +20,6 @@ from rich.text import Text
 
 from migrator.errors import MigratorError, RunStopped
 from migrator.plan import Plan, Step
-from migrator.sqlscript import ScriptSettings, sql_script, version_row_delete
 
 if TYPE_CHECKING:
     from migrator.commands import SimulatedDowngrade, Target
@@ -31,7 +28,6 @@ if TYPE_CHECKING:
     from migrator.runner import EventCallback, RunResult
 
 __all__ = [
-    "ScriptSettings",
     "SimulationReport",
     "blocked_message",
     "confirmation_question",
@@ -42,10 +38,8 @@ __all__ = [
     "rehearsal_failed_json",
     "render_plan",
     "run_json",
-    "sql_script",
     "step_progress",
     "stopped_json",
-    "version_row_delete",
     "way_forward",
 ]
 

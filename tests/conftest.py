@@ -483,8 +483,9 @@ def partitioned(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 @pytest.fixture(autouse=True)
 def no_secrets_from_earlier_tests() -> None:
-    """The secrets an in-process command remembered stay for its error message (a process runs
-    one command); a later test in this process must not have its own output masked by them."""
+    """A command forgets the passwords it remembered when it ends; a test that calls
+    ``parse_url`` or ``connect`` itself leaves them remembered, and a later test in this process
+    must not have its own output masked by them."""
     from migrator.database import forget_secrets
 
     forget_secrets()

@@ -433,3 +433,19 @@ def test_pg_dump_stderr_is_scrubbed_of_every_form(
     assert "refused" in message
     for secret in (password, encoded, "p@ss"):
         assert secret not in message, message
+
+
+def test_a_commands_passwords_are_forgotten_when_it_ends(tmp_path: Path) -> None:
+    """Masked in the command's own output, then forgotten: a second command in the same process
+    (the tests, an embedding program) is not masked by the first one's password."""
+    forget_secrets()
+    url = "postgresql://u:hunter22pw@127.0.0.1:1/db?connect_timeout=2"
+    result = CliRunner().invoke(
+        app,
+        ["status", "--database-url", url, "--migrations-dir", MIGRATIONS],
+        env={"HATCHET_SCHEMA_CACHE_DIR": str(tmp_path), "DATABASE_URL": None},
+    )
+    assert result.exit_code == 1, result.stdout + result.stderr
+    assert "hunter22pw" not in result.stdout + result.stderr
+    assert "127.0.0.1" in result.stderr
+    assert scrub("said hunter22pw") == "said hunter22pw"
